@@ -28,9 +28,10 @@ test: .venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" NO_ALBUMENTATIONS_UPDATE=1 $(BIN)/nbdev_test --n_workers 2 --do_print --timing
 	PATH="$(CURDIR)/$(BIN):$$PATH" NO_ALBUMENTATIONS_UPDATE=1 $(BIN)/python -m pytest -q tests
 
-## Export the notebooks to salt_nb/ and clean them (what a developer runs before committing).
+## Export the notebooks to salt_nb/, clean them and rebuild README.md (run before committing).
 export: .venv
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+	$(BIN)/jupyter nbconvert --to markdown --stdout --log-level=ERROR nbs/index.ipynb > README.md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,85 @@
+"Tests of mosaic reconstruction: accuracy on synthetic sections, the `salt_mosaic` command, folds, post-processing."
+import os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from salt_nb.data import TILE, TileSet, load_tgs, find_tgs
+from salt_nb.mosaic import reconstruct, all_tiles, adjacency_scores, mosaic_folds, propagate_vertical, adjacent_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def synthetic(tmp_path_factory):
+    "Five synthetic sections of 10x7 tiles (default noise), half test, loaded like real data; and the true positions."
+    from salt_nb.synth import make_synthetic
+    tmp = tmp_path_factory.mktemp('syn')
+    os.environ['SALT_NB_CACHE'] = str(tmp/'cache')
+    p = make_synthetic(tmp/'tgs', n_sections=5, section_tiles=(10, 7), test_frac=0.5, seed=2, progress=False)
+    return p, load_tgs(p, progress=False), pd.read_csv(p/'positions.csv', dtype={'id': str})
+
+
+def test_synthetic_precision_recall(synthetic):
+    p, data, pos = synthetic
+    tiles = all_tiles(data)
+    rec = reconstruct(tiles)
+    sc = adjacency_scores(rec, pos, exclude=tiles.ids[tiles.blank])
+    assert sc['precision'] >= 0.995, sc
+    assert sc['recall'] >= 0.95, sc
+    assert rec.mosaic_id.value_counts().is_monotonic_decreasing
+    assert not set(rec.id) & set(tiles.ids[tiles.blank])  # blank tiles are never placed
+
+
+def _salt_mosaic_cmd(tmp_path):
+    "The installed `salt_mosaic` console script, else a script file that calls `salt_nb.mosaic.salt_mosaic`."
+    exe = Path(sys.executable).parent/'salt_mosaic'
+    if exe.exists(): return [str(exe)]
+    if shutil.which('salt_mosaic'): return [shutil.which('salt_mosaic')]
+    script = tmp_path/'salt_mosaic_script.py'
+    script.write_text('from salt_nb.mosaic import salt_mosaic\nsalt_mosaic()\n')
+    return [sys.executable, str(script)]
+
+
+def test_cli_writes_csv(synthetic, tmp_path):
+    p, data, pos = synthetic
+    out = tmp_path/'mosaics.csv'
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]), 'PYTHONWARNINGS': 'ignore'}
+    r = subprocess.run([*_salt_mosaic_cmd(tmp_path), str(p), '--out', str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(out, dtype={'id': str})
+    assert list(df.columns) == ['id', 'mosaic_id', 'x', 'y']
+    assert 'tiles placed:' in r.stdout and 'mosaics:' in r.stdout and 'largest:' in r.stdout and 'time:' in r.stdout
+    assert len(df) > 0.9*len(pos) and df.id.is_unique
+    assert not df.duplicated(['mosaic_id', 'x', 'y']).any()
+
+
+def test_cli_missing_folder(tmp_path):
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')])}
+    r = subprocess.run([*_salt_mosaic_cmd(tmp_path), str(tmp_path/'nowhere')], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode != 0 and 'nowhere' in r.stderr
+
+
+def test_folds_keep_mosaics_together(synthetic):
+    p, data, pos = synthetic
+    rec = pos.rename(columns={'section': 'mosaic_id'})
+    f = mosaic_folds(data.train.ids, rec, n_folds=3, seed=0)
+    fm = pd.Series(f, index=data.train.ids)
+    for _, g in rec[rec.id.isin(data.train.ids)].groupby('mosaic_id'): assert fm[g.id].nunique() == 1
+
+
+def test_propagate_vertical_on_synthetic_mosaic():
+    vm = np.zeros((TILE, TILE), bool); vm[:, 30:] = True
+    train = TileSet(['A'], np.zeros((1, TILE, TILE), np.uint8), vm[None])
+    mos = pd.DataFrame(dict(id=['A', 'b', 'c', 'd'], mosaic_id=0, x=[0, 0, 0, 1], y=[0, 1, 2, 1]))
+    preds = np.zeros((3, TILE, TILE), np.float32)
+    out = propagate_vertical(preds, ['b', 'c', 'd'], train, mos)
+    assert (out[0] == vm).all() and (out[1] == vm).all() and not out[2].any() and not preds.any()
+
+
+@pytest.mark.skipif(find_tgs() is None, reason='no ../shared/tgs (real TGS data) on this machine')
+@pytest.mark.skipif(not os.environ.get('SALT_NB_SLOW'), reason='set SALT_NB_SLOW=1 to reconstruct the 22000 real tiles (~30 s)')
+def test_real_vertical_seams_continue_masks():
+    d = load_tgs(find_tgs(), progress=False)
+    rec = reconstruct(all_tiles(d))
+    m = dict(zip(d.train.ids, d.train.masks))
+    agree = [(m[a][-1] == m[b][0]).mean() >= 0.9 for a, b, k in adjacent_pairs(rec) if k == 1 and a in m and b in m]
+    assert len(rec) > 4000 and np.mean(agree) > 0.9

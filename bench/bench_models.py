@@ -34,14 +34,23 @@ class RefUNet(nn.Module):
 VARIANTS = {
     'ref': lambda: RefUNet(),
     'small_block': lambda: get_model('small', final='block'),
+    'small_v0': lambda: get_model('small', widths=(32, 64, 128, 256), dec_ch=(128, 64, 32)),
     'small_2conv': lambda: get_model('small', n_convs=2, reduce=False),
     'small_noscse': lambda: get_model('small', scse=False),
-    'c1': lambda: get_model('small', dec_ch=(96, 48, 24)),
-    'c2': lambda: get_model('small', widths=(24, 48, 96, 192), dec_ch=(96, 48, 24)),
-    'c3': lambda: get_model('small', widths=(24, 48, 128, 256), dec_ch=(128, 48, 24)),
-    'c4': lambda: get_model('small', widths=(24, 48, 128, 256), dec_ch=(128, 48, 24), n_dilated=2),
-    'c5': lambda: get_model('small', widths=(32, 48, 128, 256), dec_ch=(128, 48, 24)),
 }
+
+def macs(m, size=128):
+    "Forward multiply-accumulates (convs and linears) and BN/ReLU output elements per image, in millions."
+    tot = dict(mac=0, act=0)
+    def hook(mod, i, o):
+        if isinstance(mod, nn.Conv2d): tot['mac'] += o.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+        elif isinstance(mod, nn.ConvTranspose2d): tot['mac'] += i[0].numel() * mod.out_channels * mod.kernel_size[0] * mod.kernel_size[1]
+        elif isinstance(mod, nn.Linear): tot['mac'] += o.numel() * mod.in_features
+        elif isinstance(mod, (nn.BatchNorm2d, nn.ReLU)): tot['act'] += o.numel()
+    hs = [q.register_forward_hook(hook) for q in m.modules()]
+    with torch.no_grad(): m.eval()(torch.randn(1, 1, size, size))
+    for h in hs: h.remove()
+    return tot['mac'] / 1e6, tot['act'] / 1e6
 
 def build(name):
     base = name.split('@')[0]
@@ -50,7 +59,7 @@ def build(name):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--models', nargs='+', default=['ref', 'tiny', 'small', 'small@cl', 'small_block', 'resnet34'])
+    ap.add_argument('--models', nargs='+', default=['ref', 'tiny', 'small', 'small_wide', 'small@cl'])
     ap.add_argument('--bs', type=int, default=32); ap.add_argument('--size', type=int, default=128)
     ap.add_argument('--threads', type=int, default=2); ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--no-train', action='store_true')
@@ -64,7 +73,7 @@ def main():
         opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
         xi = x.contiguous(memory_format=torch.channels_last) if cl else x
         models[n] = (m, opt, xi)
-        res[n] = dict(params=param_counts(m)['total'], fwd=[], fused=[], train=[], cpu=[])
+        res[n] = dict(params=param_counts(m)['total'], fwd=[], fused=[], train=[], cpu=[], cost=macs(m, a.size))
 
     def step(m, opt, xi):
         out = m(xi); out = out[0] if isinstance(out, tuple) else out
@@ -89,12 +98,12 @@ def main():
     ref = res.get('ref')
     print(f"\n{datetime.date.today()}  {platform.processor() or platform.machine()}  torch {torch.__version__}  "
           f"threads={a.threads} batch={a.bs} size={a.size} reps={a.reps} (best of reps)  load {os.getloadavg()[0]:.1f}\n")
-    print("| model | params | fwd ms/batch | fwd ms/batch (BN fused) | train img/s | cpu s/img (train) | train speed vs ref |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | params | MMAC/img | BN/ReLU Melem/img | fwd ms/batch | fwd ms/batch (BN fused) | train img/s | cpu s/img (train) | train speed vs ref |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n, d in res.items():
         tr = f"{a.bs / min(d['train']):.1f}" if d['train'] else '-'
         cpu = f"{min(d['cpu']) / a.bs:.4f}" if d['cpu'] else '-'
         rel = f"{min(ref['train']) / min(d['train']):.2f}x" if ref and d['train'] and ref['train'] else '-'
-        print(f"| {n} | {d['params'] / 1e6:.2f}M | {1000 * min(d['fwd']):.0f} | {1000 * min(d['fused']):.0f} | {tr} | {cpu} | {rel} |")
+        print(f"| {n} | {d['params'] / 1e6:.2f}M | {d['cost'][0]:.0f} | {d['cost'][1]:.2f} | {1000 * min(d['fwd']):.0f} | {1000 * min(d['fused']):.0f} | {tr} | {cpu} | {rel} |")
 
 if __name__ == '__main__': main()

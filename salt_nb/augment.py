@@ -33,15 +33,22 @@ def albu_pipeline(flip=0.5, color_p=0.2, brightness=0.2, contrast=0.2, affine_p=
                  border_mode=cv2.BORDER_REFLECT_101, p=affine_p),
     ], seed=seed)
 
-# %% ../nbs/06b_augment.ipynb #101e61f4
+# %% ../nbs/06b_augment.ipynb #3768ba60
 class AlbuTransform(ItemTransform):
     "Apply `albu_pipeline` to an (image, mask) item of uint8/bool arrays or tensors; training set only."
     split_idx, order = 0, 5
     def __init__(self, seed=None, **kwargs):
-        super().__init__(); self.kwargs, self.seed = kwargs, seed; self.aug = albu_pipeline(**kwargs, seed=seed)
+        super().__init__(); self.kwargs, self.seed, self._pid = kwargs, seed, os.getpid()
+        self.aug = albu_pipeline(**kwargs, seed=seed)
     @classmethod
     def from_config(cls, cfg, seed=None) -> AlbuTransform: return cls(seed=seed, **aug_kwargs(cfg))
+    def _reseed_in_worker(self):
+        "In a new DataLoader worker process, reseed from the worker's seed (distinct per worker and per epoch)."
+        if os.getpid() == self._pid: return
+        self._pid, wi = os.getpid(), torch.utils.data.get_worker_info()
+        self.aug.set_random_seed(None if wi is None else wi.seed % 2**32)
     def encodes(self, x):
+        self._reseed_in_worker()
         img, mask = x
         r = self.aug(image=_np(img), mask=_np(mask).astype(np.uint8))
         return (_like(r['image'], img), _like(r['mask'].astype(bool) if _is_bool(mask) else r['mask'], mask))

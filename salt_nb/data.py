@@ -13,7 +13,7 @@ from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'save_packed', 'load_tgs',
-           'coverage', 'coverage_class', 'stratified_folds', 'grouped_folds']
+           'coverage', 'coverage_class', 'is_vertical_mask', 'stratified_folds', 'grouped_folds']
 
 # %% ../nbs/01_data.ipynb #c263b6e2
 TILE = 101  # side of a TGS tile in pixels
@@ -266,7 +266,17 @@ def coverage_class(masks) -> np.ndarray:
     n = m.shape[-1] * m.shape[-2]
     return np.ceil(m.sum((-2, -1)) * 10 / n - 1e-12).astype(int).clip(0, 10)
 
-# %% ../nbs/01_data.ipynb #a53d804a
+# %% ../nbs/01_data.ipynb #71b2e860
+def is_vertical_mask(masks) -> np.ndarray:
+    "True for masks (N,H,W) whose rows are all equal, with some salt but not all: straight vertical boundaries."
+    m = np.asarray(masks, bool)
+    if m.ndim == 2: m = m[None]
+    if m.ndim != 3: raise ValueError(f"is_vertical_mask expects masks of shape (N, H, W), got {m.shape}")
+    same = (m == m[:, :1, :]).all((1, 2))
+    n = m.sum((1, 2))
+    return same & (n > 0) & (n < m.shape[1] * m.shape[2])
+
+# %% ../nbs/01_data.ipynb #162c51d9
 def stratified_folds(classes, n_folds=5, seed=42) -> np.ndarray:
     "A fold number per item, balanced within each class; seeded and reproducible."
     classes = np.asarray(classes); rng = np.random.default_rng(seed)
@@ -277,7 +287,7 @@ def stratified_folds(classes, n_folds=5, seed=42) -> np.ndarray:
         offset += len(idx)
     return folds
 
-# %% ../nbs/01_data.ipynb #ca1494be
+# %% ../nbs/01_data.ipynb #da15c95d
 def grouped_folds(groups, classes=None, n_folds=5, seed=42) -> np.ndarray:
     "A fold number per item such that items of one group (>= 0) share a fold; -1 means ungrouped."
     groups = np.asarray(groups); rng = np.random.default_rng(seed)

@@ -119,7 +119,7 @@ class TorchvisionEncoder(nn.Module):
             x = se(layer(x)); feats.append(x)
         return feats
 
-# %% ../nbs/05_models.ipynb #ae8ed639
+# %% ../nbs/05_models.ipynb #d91d2c00
 class ResBlock(nn.Module):
     "Residual basic block (3x3, 3x3) with optional stride/dilation and scSE on the residual branch."
     def __init__(self, ni: int, nf: int, stride: int = 1, dilation: int = 1, scse: bool = True):
@@ -130,7 +130,7 @@ class ResBlock(nn.Module):
         self.short = nn.Identity() if ni == nf and stride == 1 else ConvBnRelu(ni, nf, 1, stride, act=False)
     def forward(self, x): return F.relu(self.se(self.c2(self.c1(x))) + self.short(x), inplace=True)
 
-# %% ../nbs/05_models.ipynb #e2e722fe
+# %% ../nbs/05_models.ipynb #02292162
 class ScratchEncoder(nn.Module):
     "Small from-scratch encoder: stride-2 3x3 stem, one residual scSE block per stage, dilated blocks at the end."
     def __init__(self, widths=(32, 64, 128, 256), in_ch: int = 1, n_dilated: int = 1, scse: bool = True):
@@ -146,7 +146,7 @@ class ScratchEncoder(nn.Module):
         for s in self.stages: x = s(x); feats.append(x)
         return feats
 
-# %% ../nbs/05_models.ipynb #77448907
+# %% ../nbs/05_models.ipynb #e74ed894
 class PyramidPooling(nn.Module):
     "PSPNet pyramid pooling: average-pool to several grids, project, upsample, concatenate, fuse with a 1x1 conv."
     def __init__(self, ni: int, nf: int, bins=(1, 2, 3, 6)):
@@ -160,7 +160,7 @@ class PyramidPooling(nn.Module):
                   for n, b in zip(self.bins, self.branches)]
         return self.fuse(torch.cat([x, *pooled], 1))
 
-# %% ../nbs/05_models.ipynb #a9abf5ab
+# %% ../nbs/05_models.ipynb #edbff3c8
 class FPA(nn.Module):
     "Feature Pyramid Attention (Li et al. 2018): a 7/5/3 conv pyramid gives a pixel attention map, plus a global branch."
     def __init__(self, ni: int, nf: int):
@@ -180,7 +180,7 @@ class FPA(nn.Module):
         att = F.interpolate(att, x.shape[-2:], mode='bilinear', align_corners=False)
         return self.mid(x) * att + self.glob(x.mean((2, 3), keepdim=True))
 
-# %% ../nbs/05_models.ipynb #3b6bb5c9
+# %% ../nbs/05_models.ipynb #6cec1aab
 class ObjectContext(nn.Module):
     "Base object context (OCNet, Yuan & Wang 2018): self-attention over positions, concatenated with the input."
     def __init__(self, ni: int, nf: int, key_ch: int | None = None):
@@ -196,7 +196,7 @@ class ObjectContext(nn.Module):
         ctx = (self.value(x).flatten(2) @ att.transpose(1, 2)).view(B, -1, H, W)
         return self.out(torch.cat([x, ctx], 1))
 
-# %% ../nbs/05_models.ipynb #3e86bac2
+# %% ../nbs/05_models.ipynb #24f74916
 def make_center(kind: str | None, ni: int, nf: int) -> nn.Module:
     "Center block by name: None (identity, needs ni == nf), 'conv', 'ppm', 'fpa' or 'oc'."
     if kind in (None, 'none'):
@@ -208,7 +208,7 @@ def make_center(kind: str | None, ni: int, nf: int) -> nn.Module:
     if kind == 'oc': return ObjectContext(ni, nf)
     raise ValueError(f"unknown center {kind!r}; expected None, 'conv', 'ppm', 'fpa' or 'oc'")
 
-# %% ../nbs/05_models.ipynb #b6553970
+# %% ../nbs/05_models.ipynb #34146122
 class DecoderBlock(nn.Module):
     "Upsample to the skip's size (bilinear or transposed conv), concatenate the skip, 3x3 conv(s)+BN+ReLU, scSE."
     def __init__(self, ni: int, skip_ch: int, nf: int, up: str = 'bilinear', n_convs: int = 2, reduce: bool = False,
@@ -228,7 +228,7 @@ class DecoderBlock(nn.Module):
         if skip is not None: x = torch.cat([x, skip], 1)
         return self.se(self.convs(x))
 
-# %% ../nbs/05_models.ipynb #bea50644
+# %% ../nbs/05_models.ipynb #7f345fb8
 class SaltUNet(nn.Module):
     "U-Net on any encoder with `.channels`/`.strides`; optional center, hypercolumn, deep supervision and cls head."
     def __init__(self, encoder: nn.Module, dec_ch=(256, 128, 64, 32), center: str | None = 'conv', center_ch: int | None = None,
@@ -276,7 +276,7 @@ class SaltUNet(nn.Module):
             return mask, cls, [a(o) for a, o in zip(self.aux, outs[:-1])] if self.aux is not None else []
         return mask if cls is None else (mask, cls)
 
-# %% ../nbs/05_models.ipynb #4edc1c79
+# %% ../nbs/05_models.ipynb #0c594186
 def _small(widths, dec_ch, in_ch, kw):
     widths, dec_ch = kw.pop('widths', widths), kw.pop('dec_ch', dec_ch)
     enc = ScratchEncoder(widths, in_ch=in_ch, n_dilated=kw.pop('n_dilated', 1), scse=kw.get('scse', True))
@@ -290,21 +290,22 @@ def _tv(arch, in_ch, kw):
 
 MODELS = {
     'tiny':         lambda in_ch, kw: _small((16, 32, 64, 128), (64, 32, 16), in_ch, kw),
-    'small':        lambda in_ch, kw: _small((32, 64, 128, 256), (128, 64, 32), in_ch, kw),
+    'small':        lambda in_ch, kw: _small((24, 48, 96, 192), (96, 48, 24), in_ch, kw),
+    'small_wide':   lambda in_ch, kw: _small((24, 48, 128, 256), (128, 48, 24), in_ch, kw),
     'resnet34':     lambda in_ch, kw: _tv('resnet34', in_ch, kw),
     'resnext50':    lambda in_ch, kw: _tv('resnext50', in_ch, kw),
     'se_resnext50': lambda in_ch, kw: _tv('se_resnext50', in_ch, kw),
 }
 
-# %% ../nbs/05_models.ipynb #7f8a536f
+# %% ../nbs/05_models.ipynb #e7b1687b
 def get_model(name: str, in_ch: int = 1, coord: bool = False, **kwargs) -> SaltUNet:
-    "Build a model by name ('tiny', 'small', 'resnet34', 'resnext50', 'se_resnext50'); kwargs go to the encoder/SaltUNet."
+    "Build a model by name (see `MODELS`: 'tiny', 'small', 'small_wide', 'resnet34', ...); kwargs go to encoder/SaltUNet."
     if name not in MODELS: raise ValueError(f"unknown model {name!r}; expected one of {list(MODELS)}")
     if in_ch not in (1, 3): raise ValueError(f"in_ch must be 1 or 3, got {in_ch}")
     if coord and in_ch != 1: raise ValueError("coord=True builds [I, y, I*y] from a 1-channel input: use in_ch=1")
     return MODELS[name](3 if coord else in_ch, dict(kwargs, coord=coord))
 
-# %% ../nbs/05_models.ipynb #0e1bc915
+# %% ../nbs/05_models.ipynb #4d340ac2
 def param_counts(model: nn.Module) -> dict:
     "Trainable parameters: total and per top-level child, e.g. {'total': ..., 'encoder': ..., 'decoder': ...}."
     d = {'total': sum(p.numel() for p in model.parameters() if p.requires_grad)}
@@ -313,7 +314,7 @@ def param_counts(model: nn.Module) -> dict:
         if k: d[n] = k
     return d
 
-# %% ../nbs/05_models.ipynb #e9130a5b
+# %% ../nbs/05_models.ipynb #4467cd34
 def _all_heads_loss(out) -> torch.Tensor:
     if not isinstance(out, tuple): return out.mean()
     mask, cls, aux = out
@@ -325,7 +326,7 @@ def check_grads(model: nn.Module, x: torch.Tensor) -> list[str]:
     _all_heads_loss(model(x)).backward()
     return [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
 
-# %% ../nbs/05_models.ipynb #079422cf
+# %% ../nbs/05_models.ipynb #8774ed57
 @torch.no_grad()
 def fuse_bn(model: nn.Module) -> nn.Module:
     "Copy of an eval-mode model with each `ConvBnRelu`'s BatchNorm folded into its conv (same outputs, faster on CPU)."

@@ -185,7 +185,7 @@ def _save_png(fn: Path, a: np.ndarray):
     if a.dtype == np.bool_: a = a.astype(np.uint16)*65535
     Image.fromarray(a).save(fn)
 
-# %% ../nbs/01b_synth.ipynb #1bc2585a
+# %% ../nbs/01b_synth.ipynb #0d9405fe
 def make_synthetic(out_dir, n_sections: int = 6, section_tiles=(12, 8), test_frac: float = 0.5, seed: int = 0,
                    noise: float = 0.3, progress: bool = True) -> Path:
     "Write a seeded Kaggle-layout synthetic TGS folder (+ positions.csv, test_truth.csv) to `out_dir`; returns it."
@@ -199,7 +199,7 @@ def make_synthetic(out_dir, n_sections: int = 6, section_tiles=(12, 8), test_fra
     for sub in ['train/images', 'train/masks', 'test/images']: (out/sub).mkdir(parents=True, exist_ok=True)
     meta = np.random.default_rng(_seeds(seed)[0])
     ims, ms, pos, zs = [], [], [], []
-    for k in progress_bar(range(n_sections), display=progress):
+    for k in (progress_bar(range(n_sections)) if progress else range(n_sections)):
         image, mask, depth = synthetic_section(seed, k, section_tiles, noise)
         ti, tm, xs, ys = cut_tiles(image, mask)
         ims.append(ti); ms.append(tm); zs.append(depth[ys])

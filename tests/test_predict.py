@@ -1,10 +1,10 @@
-"Tests of the `salt_predict` command, run as a subprocess on a tiny synthetic Kaggle-layout folder."
+"Tests of the `salt_predict` command on a tiny synthetic Kaggle-layout folder (as a subprocess, and in-process for the errors)."
 import os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from salt_nb.data import rle_decode
 from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
-from salt_nb.inference import save_postprocess, load_probs
+from salt_nb.inference import save_postprocess, load_probs, salt_predict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,13 +27,8 @@ def run(tmp_path, *args):
 
 
 def _tiny_cfg() -> RunConfig:
-    "The smallest model of salt_nb.models when it exists, else a single convolution (colon form of RunConfig.model)."
-    try:
-        from salt_nb.models import get_model  # noqa: F401
-        return RunConfig(model='small', model_kwargs={}, geometry='pad128')
-    except ImportError:
-        return RunConfig(model='torch.nn:Conv2d', geometry='pad128',
-                         model_kwargs=dict(in_channels=1, out_channels=1, kernel_size=3, padding=1))
+    "The smallest model of salt_nb.models, reflect-padded to 128."
+    return RunConfig(model='tiny', geometry='pad128')
 
 
 @pytest.fixture(scope='module')
@@ -78,34 +73,38 @@ def test_end_to_end(tmp_path, data, run_dir):
     assert [f.name for f in out.parent.iterdir()] == ['submission.csv']  # no temporary file left
 
 
-def test_no_tta_and_threshold_override(tmp_path, data, run_dir):
-    out = tmp_path/'s.csv'
-    r = run(tmp_path, '--model', run_dir, '--data', data, '--out', out, '--no-tta', '--threshold', '0.3', '--no-progress')
-    assert r.returncode == 0, r.stderr
-    assert 'threshold 0.3' in r.stdout
+def test_no_tta_and_threshold_override(tmp_path, data, run_dir, capsys, monkeypatch):
+    monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
+    out = tmp_path/'s.csv'  # in-process from here on: the same code path as the command, minus argument parsing
+    salt_predict(model=[str(run_dir)], data=str(data), out=str(out), tta=False, threshold=0.3, progress=False)
+    assert 'threshold 0.3' in capsys.readouterr().out
+    assert out.exists()
+
+
+def _error(**kw) -> str:
+    "The message `salt_predict` exits with."
+    with pytest.raises(SystemExit) as e: salt_predict(**kw)
+    return str(e.value.code)
 
 
 def test_missing_model(tmp_path, data):
-    r = run(tmp_path, '--model', tmp_path/'no_such_run', '--data', data, '--out', tmp_path/'s.csv')
-    assert r.returncode != 0
-    assert 'no run folder or checkpoint' in r.stderr and 'no_such_run' in r.stderr
+    msg = _error(model=[str(tmp_path/'no_such_run')], data=str(data), out=str(tmp_path/'s.csv'))
+    assert 'no run folder or checkpoint' in msg and 'no_such_run' in msg
     assert not (tmp_path/'s.csv').exists()
 
 
 def test_missing_data(tmp_path, run_dir):
-    r = run(tmp_path, '--model', run_dir, '--data', tmp_path/'no_such_data', '--out', tmp_path/'s.csv')
-    assert r.returncode != 0
-    assert 'no_such_data' in r.stderr and 'does not exist' in r.stderr
+    msg = _error(model=[str(run_dir)], data=str(tmp_path/'no_such_data'), out=str(tmp_path/'s.csv'))
+    assert 'no_such_data' in msg and 'does not exist' in msg
     assert not (tmp_path/'s.csv').exists()
+
+
+def test_empty_run_folder(tmp_path, data):
+    (tmp_path/'empty_run').mkdir()
+    assert 'no checkpoints in' in _error(model=[str(tmp_path/'empty_run')], data=str(data))
 
 
 def test_required_arguments(tmp_path):
     r = run(tmp_path, '--out', tmp_path/'s.csv')
     assert r.returncode != 0
     assert '--model' in r.stderr
-
-
-def test_empty_run_folder(tmp_path, data):
-    (tmp_path/'empty_run').mkdir()
-    r = run(tmp_path, '--model', tmp_path/'empty_run', '--data', data)
-    assert r.returncode != 0 and 'no checkpoints in' in r.stderr

@@ -1,0 +1,71 @@
+"""Time to score: train a config for a wall-clock budget on a fixed split of the TGS labeled tiles and print the
+validation score (flip TTA, tuned threshold) against training time.
+
+The split is fold 0 of `salt_nb.train.make_folds` with 5 folds and seed 42: a coverage-stratified 2400/600 split of
+the 3000 labeled tiles, the same tiles `salt_train DATA --out RUN` holds out with its default config. The schedule is
+sized to the budget exactly as `salt_train --minutes` does (measured step time, never cut mid-way), and the score is
+taken at the end of every stage of the schedule (and every `--every` epochs). Runs unchanged on a CPU or a GPU.
+
+    python bench/time_to_score.py --config cpu_small --minutes 30 --out runs/tts_cpu_small
+"""
+from __future__ import annotations
+import os, sys, time, json, argparse, platform
+from pathlib import Path
+import numpy as np, torch
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--config', default='cpu_small', help='preset name or YAML file (salt_nb.train.get_config)')
+    p.add_argument('--minutes', type=float, default=30, help='wall-clock budget for the whole run (sizes the schedule)')
+    p.add_argument('--epochs', type=int, default=None, help='fixed number of epochs instead of a budget')
+    p.add_argument('--out', default=None, help='run folder (default: runs/tts_<config>_<minutes>m)')
+    p.add_argument('--data', default=None, help='TGS folder or packed .npz (default: salt_nb.data.find_tgs())')
+    p.add_argument('--every', type=int, default=0, help='also score every N epochs (0: stage ends only)')
+    p.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides (YAML values), e.g. bs=64 geometry=resize96')
+    a = p.parse_args(argv)
+    t0 = time.time()
+    import yaml
+    from salt_nb.data import load_tgs, find_tgs
+    from salt_nb.train import get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs, stage_ends
+    if a.threads: torch.set_num_threads(a.threads)
+    data = a.data or find_tgs()
+    if data is None: sys.exit('time_to_score: no TGS data found (set $SALT_NB_TGS or pass --data)')
+    ts = load_tgs(data, progress=False).train
+    over = {k: yaml.safe_load(v) for k, v in (s.split('=', 1) for s in a.set)}
+    cfg = get_config(a.config, folds=[0], n_folds=5, seed=42, **over)
+    folds = make_folds(ts, 5, 42)
+    n_valid = int((folds == 0).sum())
+    if a.epochs: cfg = scale_schedule(cfg, a.epochs)
+    else: cfg = fit_budget(cfg, ts, n_valid, 1, a.minutes, t0, a.device)
+    out = Path(a.out or f"runs/tts_{cfg.name}_{int(a.minutes)}m")
+    dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
+    print(f"time_to_score: {cfg.name} ({cfg.model}, {cfg.geometry}, bs {cfg.bs}, {schedule_epochs(cfg)} epochs, "
+          f"stage ends {stage_ends(cfg)}) on {len(ts) - n_valid}/{n_valid} tiles, {dev}, {torch.get_num_threads()} threads", flush=True)
+    m = train_kfold(ts, cfg, out, folds, [0], device=a.device, progress=False, quiet=True, overwrite=True,
+                    cbs=[ScoreCurve.factory(every=a.every, t0=t0)])
+    f0 = m['folds'][0]
+    wall = time.time() - t0
+    res = dict(config=cfg.to_dict(), budget_minutes=None if a.epochs else a.minutes, wall_minutes=round(wall / 60, 2),
+               curve=f0.get('curve'), final=dict(score_t05=f0['score'], score_tuned=m['oof']['score_tuned'],
+                                                  postprocess=m['oof']['postprocess'], model=str(f0['checkpoint'])),
+               train_img_per_s=f0['train_img_per_s'], epochs=f0['epochs'], n_train=f0['n_train'], n_valid=f0['n_valid'],
+               device=str(dev), gpu=torch.cuda.get_device_name() if dev.type == 'cuda' else None,
+               peak_gpu_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == 'cuda' else None,
+               threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), host=platform.node(),
+               date=time.strftime('%Y-%m-%d %H:%M'), load_avg=os.getloadavg() if hasattr(os, 'getloadavg') else None)
+    (out/'time_to_score.json').write_text(json.dumps(res, indent=1, default=str))
+    print(f"\n{'train min':>9} {'epoch':>5} {'stage':>5} {'score(t=0.5)':>12} {'score(tuned)':>12} {'thr':>5}")
+    for r in res['curve'] or []:
+        print(f"{r['minutes']:9.2f} {r['epoch']:5d} {'end' if r['stage_end'] else '':>5} {r['score_t05']:12.4f} {r['score']:12.4f} {r['threshold']:5.2f}")
+    print(f"final model ({Path(f0['checkpoint']).name}): {f0['score']:.4f} at threshold 0.5, {m['oof']['score_tuned']:.4f} tuned "
+          f"(threshold {m['oof']['postprocess']['threshold']}, min_area {m['oof']['postprocess']['min_area']}); "
+          f"{f0['train_img_per_s']:.1f} train img/s over the run (validation included); wall {wall / 60:.1f} min"
+          + (f"; peak GPU memory {res['peak_gpu_mem_gb']} GB" if res['peak_gpu_mem_gb'] else ''))
+    return res
+
+
+if __name__ == '__main__': main()

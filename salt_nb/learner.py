@@ -300,7 +300,7 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max=None, resume: bool = Fals
     "fastai's `fit_one_cycle`, resumable: with `resume=True` it continues from the saved state."
     learn.fit_one_cycle(n_epoch, lr_max, start_epoch=resume_epoch(learn, n_epoch) if resume else 0, **kwargs)
 
-# %% ../nbs/06_learner.ipynb #08eb3834
+# %% ../nbs/06_learner.ipynb #da9503da
 _OPTS = dict(adam=Adam, sgd=SGD, rmsprop=RMSProp)
 
 def make_loss(cfg: RunConfig, name: str | None = None) -> SaltLoss:
@@ -318,7 +318,7 @@ def salt_learner(dls: DataLoaders, cfg: RunConfig | None = None, model: nn.Modul
     rd = RunDir(run_dir) if run_dir is not None else None
     extra = [TerminateOnNaNCallback()] + accel_callbacks(dls.device, cfg.precision, cfg.channels_last)
     if rd is not None:
-        extra += [SaltCSVLogger(rd.log(fold)), SaveBestCallback(rd.best(fold), cfg, fold=fold), ResumeCallback(rd.state(fold))]
+        extra += [SaltCSVLogger(rd.log(fold).resolve()), SaveBestCallback(rd.best(fold), cfg, fold=fold), ResumeCallback(rd.state(fold))]
     opt_func = partial(SGD, mom=cfg.mom) if cfg.opt == 'sgd' else _OPTS[cfg.opt]
     path = rd.path if rd is not None else Path(tempfile.gettempdir())/'salt_nb'
     learn = SaltLearner(dls, model, loss_func=loss, opt_func=opt_func, lr=cfg.lr, metrics=metrics, wd=cfg.wd, path=path,

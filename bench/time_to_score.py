@@ -46,7 +46,7 @@ def main(argv=None):
     print(f"time_to_score: {cfg.name} ({cfg.model}, {cfg.geometry}, bs {cfg.bs}, {schedule_epochs(cfg)} epochs, "
           f"stage ends {stage_ends(cfg)}) on {len(ts) - n_valid}/{n_valid} tiles, {dev}, {torch.get_num_threads()} threads", flush=True)
     m = train_kfold(ts, cfg, out, folds, [0], device=a.device, progress=False, quiet=True, overwrite=True,
-                    cbs=[ScoreCurve.factory(every=a.every, t0=t0)])
+                    cbs=[ScoreCurve.factory(every=a.every, t0=t0, verbose=True)])
     f0 = m['folds'][0]
     wall = time.time() - t0
     res = dict(config=cfg.to_dict(), budget_minutes=None if a.epochs else a.minutes, wall_minutes=round(wall / 60, 2),

@@ -352,7 +352,7 @@ def ensemble_gain(oof_list, truths, names=None, weights=None, **tune_kw) -> pd.D
         prev = ens['score_oof']
     return pd.DataFrame(rows)
 
-# %% ../nbs/10_inference.ipynb #67471d3e
+# %% ../nbs/10_inference.ipynb #3f0ecdc6
 def select_pseudo_labels(test_probs, lo: float = 0.2, hi: float = 0.8, min_frac: float = 1.0, threshold: float = 0.5,
                          chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     "(indices, bool masks) of the tiles whose pixels are confidently decided (p < lo or p > hi for >= min_frac of them)."
@@ -365,7 +365,7 @@ def select_pseudo_labels(test_probs, lo: float = 0.2, hi: float = 0.8, min_frac:
     idx = np.flatnonzero(frac >= min_frac - 1e-9)
     return idx, (as_float(probs[idx]) > threshold) if len(idx) else np.zeros((0, *probs.shape[1:]), bool)
 
-# %% ../nbs/10_inference.ipynb #3ffdf165
+# %% ../nbs/10_inference.ipynb #ec500276
 def pseudo_extra(test: TileSet, test_probs, **select_kw) -> TileSet:
     "The confidently predicted test tiles as a labelled `TileSet` (masks = pseudo-labels) to add to training folds."
     if isinstance(test_probs, Probs): probs = _align(test_probs, test.ids)[0]
@@ -376,7 +376,7 @@ def pseudo_extra(test: TileSet, test_probs, **select_kw) -> TileSet:
     sub = test[idx]
     return TileSet(sub.ids, sub.images, masks, sub.depths)
 
-# %% ../nbs/10_inference.ipynb #79515ea3
+# %% ../nbs/10_inference.ipynb #9a40bd97
 def with_pseudo(train: TileSet, folds, extra: TileSet) -> tuple[TileSet, np.ndarray, np.ndarray]:
     "(train + extra tiles, folds with -1 for extra tiles, is_pseudo flags): pseudo tiles are never in a validation fold."
     folds = np.asarray(folds)
@@ -388,7 +388,7 @@ def with_pseudo(train: TileSet, folds, extra: TileSet) -> tuple[TileSet, np.ndar
     ts = TileSet(cat(train.ids, extra.ids), cat(train.images, extra.images), cat(train.masks, extra.masks), cat(train.depths, extra.depths))
     return ts, cat(folds, np.full(len(extra), -1)), cat(np.zeros(len(train), bool), np.ones(len(extra), bool))
 
-# %% ../nbs/10_inference.ipynb #e0350c3b
+# %% ../nbs/10_inference.ipynb #7f7d3465
 CHECKPOINT_KINDS = ('auto', 'best', 'swa', 'snap', 'all')
 
 def _run_of(ck: Path) -> Path:
@@ -418,7 +418,7 @@ def resolve_models(spec, kind: str = 'auto') -> tuple[list[Path], dict | None]:
     pp = RunDir(run).postprocess
     return cks, (load_postprocess(pp) if pp.exists() else None)
 
-# %% ../nbs/10_inference.ipynb #d31018e1
+# %% ../nbs/10_inference.ipynb #1df32f16
 @call_parse
 def salt_predict(
     model: Param("run folder(s) and/or checkpoint file(s); several are averaged", str, nargs='+', required=True) = None,
@@ -440,7 +440,7 @@ def salt_predict(
     try: predict_submission(model, data, out, probs, kind, bs, workers, tta, device, precision, threshold, min_area, cls_threshold, progress)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_predict: error: {e}")  # returns None: console scripts exit with it
 
-# %% ../nbs/10_inference.ipynb #64182f1c
+# %% ../nbs/10_inference.ipynb #3d6649f9
 def predict_submission(model, data, out='submission.csv', probs=None, kind='auto', bs=64, workers=0, tta=True, device=None,
                        precision='auto', threshold=None, min_area=None, cls_threshold=None, progress=True) -> Path:
     "What `salt_predict` does, as a function (the arguments are the same): returns the path of the submission."

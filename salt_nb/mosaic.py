@@ -225,7 +225,7 @@ def propagate_vertical(preds: np.ndarray, test_ids, train: TileSet, mosaics_df: 
     out[pos] = np.broadcast_to(rows[:, None, :], (len(pos),) + preds.shape[1:]).astype(preds.dtype)
     return out
 
-# %% ../nbs/07_mosaic.ipynb #e145c6dd
+# %% ../nbs/07_mosaic.ipynb #7eeb7013
 def mosaic_summary(df: pd.DataFrame, n_tiles: int | None = None, seconds: float | None = None) -> str:
     "A few lines about a reconstruction: tiles placed, mosaics, size histogram, largest, time."
     sz = df.mosaic_id.value_counts()
@@ -240,7 +240,7 @@ def mosaic_summary(df: pd.DataFrame, n_tiles: int | None = None, seconds: float 
     if seconds is not None: lines.append(f"time: {seconds:.1f} s")
     return "\n".join(lines)
 
-# %% ../nbs/07_mosaic.ipynb #515a29e4
+# %% ../nbs/07_mosaic.ipynb #bfe32c72
 @call_parse
 def salt_mosaic(
     data_dir: str,  # Kaggle-layout TGS folder (or a packed .npz)

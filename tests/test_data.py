@@ -1,5 +1,5 @@
 "End-to-end checks of the data layer on a tiny folder and, when present, on the real data in ../shared/tgs."
-import numpy as np, pytest
+import pytest
 from salt_nb.data import load_tgs, find_tgs, rle_encode, save_packed, _write_folder
 
 def test_load_and_pack_roundtrip(tmp_path, monkeypatch):

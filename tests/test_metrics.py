@@ -1,29 +1,12 @@
 "Tests of the `salt_score` command, run as a subprocess on small CSVs."
-import os, shutil, subprocess, sys
-from pathlib import Path
+from conftest import run_cli
 import numpy as np, pandas as pd, pytest
 from salt_nb.data import TILE, rle_encode
 
 
-def _salt_score_cmd(tmp_path):
-    "The installed `salt_score` console script, else a script file that calls `salt_nb.metrics.salt_score`."
-    exe = Path(sys.executable).parent/'salt_score'
-    if exe.exists(): return [str(exe)]
-    if shutil.which('salt_score'): return [shutil.which('salt_score')]
-    script = tmp_path/'salt_score_script.py'  # call_parse parses argv only when run as a script file
-    script.write_text('from salt_nb.metrics import salt_score\nsalt_score()\n')
-    return [sys.executable, str(script)]
-
-
-REPO = Path(__file__).resolve().parents[1]
-
-
 def run_score(tmp_path, *args):
     "Run salt_score with `args`; return the CompletedProcess (text output)."
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
-           'PYTHONWARNINGS': 'ignore'}  # this checkout's salt_nb, even before `pip install -e .`
-    return subprocess.run([*_salt_score_cmd(tmp_path), *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return run_cli('salt_score', tmp_path, *args)
 
 
 def score_of(out: str) -> float:

@@ -1,11 +1,10 @@
 "Tests of mosaic reconstruction: accuracy on synthetic sections, the `salt_mosaic` command, folds, post-processing."
-import os, shutil, subprocess, sys
-from pathlib import Path
+import os
 import numpy as np, pandas as pd, pytest
 from salt_nb.data import TILE, TileSet, load_tgs, find_tgs
 from salt_nb.mosaic import reconstruct, all_tiles, adjacency_scores, mosaic_folds, propagate_vertical, adjacent_pairs
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import run_cli
 
 
 @pytest.fixture(scope='module')
@@ -29,21 +28,10 @@ def test_synthetic_precision_recall(synthetic):
     assert not set(rec.id) & set(tiles.ids[tiles.blank])  # blank tiles are never placed
 
 
-def _salt_mosaic_cmd(tmp_path):
-    "The installed `salt_mosaic` console script, else a script file that calls `salt_nb.mosaic.salt_mosaic`."
-    exe = Path(sys.executable).parent/'salt_mosaic'
-    if exe.exists(): return [str(exe)]
-    if shutil.which('salt_mosaic'): return [shutil.which('salt_mosaic')]
-    script = tmp_path/'salt_mosaic_script.py'
-    script.write_text('from salt_nb.mosaic import salt_mosaic\nsalt_mosaic()\n')
-    return [sys.executable, str(script)]
-
-
 def test_cli_writes_csv(synthetic, tmp_path):
     p, data, pos = synthetic
     out = tmp_path/'mosaics.csv'
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]), 'PYTHONWARNINGS': 'ignore'}
-    r = subprocess.run([*_salt_mosaic_cmd(tmp_path), str(p), '--out', str(out)], capture_output=True, text=True, timeout=300, env=env)
+    r = run_cli('salt_mosaic', tmp_path, p, '--out', out)
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out, dtype={'id': str})
     assert list(df.columns) == ['id', 'mosaic_id', 'x', 'y']
@@ -53,8 +41,7 @@ def test_cli_writes_csv(synthetic, tmp_path):
 
 
 def test_cli_missing_folder(tmp_path):
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')])}
-    r = subprocess.run([*_salt_mosaic_cmd(tmp_path), str(tmp_path/'nowhere')], capture_output=True, text=True, timeout=300, env=env)
+    r = run_cli('salt_mosaic', tmp_path, tmp_path/'nowhere')
     assert r.returncode != 0 and 'nowhere' in r.stderr
 
 

@@ -1,29 +1,15 @@
 "Tests of the `salt_predict` command on a tiny synthetic Kaggle-layout folder (as a subprocess, and in-process for the errors)."
-import os, shutil, subprocess, sys
-from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from salt_nb.data import rle_decode
 from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
 from salt_nb.inference import save_postprocess, load_probs, salt_predict
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _cmd(tmp_path):
-    "The installed `salt_predict` console script, else a script file that calls `salt_nb.inference.salt_predict`."
-    exe = Path(sys.executable).parent/'salt_predict'
-    if exe.exists(): return [str(exe)]
-    if shutil.which('salt_predict'): return [shutil.which('salt_predict')]
-    script = tmp_path/'salt_predict_script.py'  # call_parse parses argv only when run as a script file
-    script.write_text('from salt_nb.inference import salt_predict\nsalt_predict()\n')
-    return [sys.executable, str(script)]
+from conftest import run_cli
 
 
 def run(tmp_path, *args):
     "Run salt_predict with `args`; return the CompletedProcess (text output)."
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
-           'PYTHONWARNINGS': 'ignore', 'SALT_NB_CACHE': str(tmp_path/'cache'), 'NO_ALBUMENTATIONS_UPDATE': '1'}
-    return subprocess.run([*_cmd(tmp_path), *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+    return run_cli('salt_predict', tmp_path, *args, SALT_NB_CACHE=tmp_path/'cache')
 
 
 def _tiny_cfg() -> RunConfig:

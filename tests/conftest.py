@@ -21,3 +21,8 @@ def run_cli(name, tmp_path, *args, timeout=300, **env):
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
            'PYTHONWARNINGS': 'ignore', 'NO_ALBUMENTATIONS_UPDATE': '1', **{k: str(v) for k, v in env.items()}}
     return subprocess.run([*cli_cmd(name, tmp_path), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+
+def tiny_synth(tmp_path_factory, section_tiles=(4, 2)):
+    "A tiny synthetic Kaggle-layout folder: 2 sections of `section_tiles` tiles, half of them test."
+    from salt_nb.synth import make_synthetic
+    return make_synthetic(tmp_path_factory.mktemp('synth')/'tgs', n_sections=2, section_tiles=section_tiles, progress=False)

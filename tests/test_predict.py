@@ -4,7 +4,7 @@ from salt_nb.data import rle_decode
 from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
 from salt_nb.inference import save_postprocess, load_probs, salt_predict
 
-from conftest import run_cli
+from conftest import run_cli, tiny_synth
 
 
 def run(tmp_path, *args):
@@ -20,8 +20,7 @@ def _tiny_cfg() -> RunConfig:
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     "A tiny synthetic Kaggle-layout folder: 2 sections of 4x2 tiles, half of them test."
-    from salt_nb.synth import make_synthetic
-    return make_synthetic(tmp_path_factory.mktemp('synth')/'tgs', n_sections=2, section_tiles=(4, 2), progress=False)
+    return tiny_synth(tmp_path_factory, (4, 2))
 
 
 @pytest.fixture(scope='module')

@@ -1,34 +1,20 @@
 "End-to-end tests of the `salt_train` command on a tiny synthetic Kaggle-layout folder (as a subprocess)."
-import json, os, shutil, subprocess, sys
-from pathlib import Path
+import json, os
 import numpy as np, pytest, yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _cmd(tmp_path):
-    "The installed `salt_train` console script, else a script file that calls `salt_nb.train.salt_train`."
-    exe = Path(sys.executable).parent/'salt_train'
-    if exe.exists(): return [str(exe)]
-    if shutil.which('salt_train'): return [shutil.which('salt_train')]
-    script = tmp_path/'salt_train_script.py'  # call_parse parses argv only when run as a script file
-    script.write_text('from salt_nb.train import salt_train\nsalt_train()\n')
-    return [sys.executable, str(script)]
+from conftest import run_cli, tiny_synth
 
 
 def run(tmp_path, *args, timeout=300):
     "Run salt_train with `args`; return the CompletedProcess (text output)."
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
-           'PYTHONWARNINGS': 'ignore', 'SALT_NB_CACHE': str(tmp_path/'cache'), 'NO_ALBUMENTATIONS_UPDATE': '1',
-           'OMP_WAIT_POLICY': os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}
-    return subprocess.run([*_cmd(tmp_path), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+    return run_cli('salt_train', tmp_path, *args, timeout=timeout, SALT_NB_CACHE=tmp_path/'cache',
+                   OMP_WAIT_POLICY=os.environ.get('OMP_WAIT_POLICY', 'PASSIVE'))
 
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     "A tiny synthetic Kaggle-layout folder: 2 sections of 6x4 tiles, half of them test (24 labeled tiles)."
-    from salt_nb.synth import make_synthetic
-    return make_synthetic(tmp_path_factory.mktemp('synth')/'tgs', n_sections=2, section_tiles=(6, 4), progress=False)
+    return tiny_synth(tmp_path_factory, (6, 4))
 
 
 @pytest.fixture(scope='module')

@@ -32,7 +32,8 @@ def real(args):
             if d == 0 and is_vertical_mask(np.stack([ma, mb])).any(): continue  # vertical-stripe labels break at tile edges
             ag.append((ma[-1] == mb[0]).mean() if d == 1 else (ma[:, -1] == mb[:, 0]).mean())
         ag = np.array(ag)
-        print(f"{name} train-train seams: {len(ag)}, masks agree on >= 90% of the seam: {np.mean(ag >= 0.9):.3f}, exactly: {np.mean(ag == 1):.3f}")
+        print(f"{name} train-train seams: {len(ag)}, masks agree on >= 90% of the seam: {np.mean(ag >= 0.9):.3f} "
+              f"({(ag >= 0.9).sum()}/{len(ag)}), exactly: {np.mean(ag == 1):.3f}")
     ntest = rec.id.isin(data.test.ids).sum()
     print(f"placed: {len(rec) - ntest} train, {ntest} test tiles")
 

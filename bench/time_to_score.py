@@ -7,6 +7,10 @@ sized to the budget exactly as `salt_train --minutes` does (measured step time, 
 taken at the end of every stage of the schedule (and every `--every` epochs). Runs unchanged on a CPU or a GPU.
 
     python bench/time_to_score.py --config cpu_small --minutes 30 --out runs/tts_cpu_small
+
+`--groups mosaics.csv` holds out fold 0 of mosaic-grouped folds instead (tiles of one mosaic never straddle the
+split: the leak-free estimate). `--pseudo TEST_PROBS.npz` adds the confidently predicted test tiles of
+`salt_predict --probs` to the training tiles (never to the held-out fold): the pseudo-labelling experiment.
 """
 from __future__ import annotations
 import os, sys, time, json, argparse, platform
@@ -24,6 +28,11 @@ def main(argv=None):
     p.add_argument('--every', type=int, default=0, help='also score every N epochs (0: stage ends only)')
     p.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--groups', default=None, help='CSV of id,mosaic_id (salt_mosaic): hold out fold 0 of grouped folds')
+    p.add_argument('--pseudo', default=None, help='test probabilities (.npz of salt_predict --probs) to pseudo-label from')
+    p.add_argument('--pseudo-lo', type=float, default=0.2, help='pseudo-label pixels must be below this probability ...')
+    p.add_argument('--pseudo-hi', type=float, default=0.8, help='... or above this one')
+    p.add_argument('--pseudo-max', type=int, default=0, help='use at most this many pseudo-labelled tiles (a seeded random sample; 0: all)')
     p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides (YAML values), e.g. bs=64 geometry=resize96')
     a = p.parse_args(argv)
     t0 = time.time()
@@ -33,11 +42,24 @@ def main(argv=None):
     if a.threads: torch.set_num_threads(a.threads)
     data = a.data or find_tgs()
     if data is None: sys.exit('time_to_score: no TGS data found (set $SALT_NB_TGS or pass --data)')
-    ts = load_tgs(data, progress=False).train
+    from salt_nb.train import read_groups
+    from salt_nb.inference import load_probs, pseudo_extra, with_pseudo
+    sd = load_tgs(data, progress=False)
+    ts = sd.train
     over = {k: yaml.safe_load(v) for k, v in (s.split('=', 1) for s in a.set)}
     cfg = get_config(a.config, folds=[0], n_folds=5, seed=42, **over)
-    folds = make_folds(ts, 5, 42)
+    folds = make_folds(ts, 5, 42, read_groups(a.groups, ts.ids) if a.groups else None)
     n_valid = int((folds == 0).sum())
+    n_pseudo = 0
+    if a.pseudo:
+        extra = pseudo_extra(sd.test, load_probs(a.pseudo), lo=a.pseudo_lo, hi=a.pseudo_hi)
+        n_conf = len(extra)
+        if a.pseudo_max and n_conf > a.pseudo_max:
+            extra = extra[np.sort(np.random.default_rng(42).choice(n_conf, a.pseudo_max, replace=False))]
+        ts, folds, _ = with_pseudo(ts, folds, extra)
+        n_pseudo = len(extra)
+        print(f"pseudo-labels: {n_conf} of {len(sd.test)} test tiles confidently predicted (every pixel < {a.pseudo_lo} "
+              f"or > {a.pseudo_hi}); {n_pseudo} used, {int(extra.masks.any((1, 2)).sum())} of them with salt", flush=True)
     if a.epochs: cfg = scale_schedule(cfg, a.epochs)
     else: cfg = fit_budget(cfg, ts, n_valid, 1, a.minutes, t0, a.device)
     out = Path(a.out or f"runs/tts_{cfg.name}_{int(a.minutes)}m")
@@ -52,7 +74,7 @@ def main(argv=None):
     res = dict(config=cfg.to_dict(), budget_minutes=None if a.epochs else a.minutes, wall_minutes=round(wall / 60, 2),
                curve=f0.get('curve'), final=dict(score_t05=f0['score'], score_tuned=m['oof']['score_tuned'],
                                                   postprocess=m['oof']['postprocess'], model=str(f0['checkpoint'])),
-               train_img_per_s=f0['train_img_per_s'], epochs=f0['epochs'], n_train=f0['n_train'], n_valid=f0['n_valid'],
+               groups=a.groups, pseudo=a.pseudo, n_pseudo=n_pseudo, train_img_per_s=f0['train_img_per_s'], epochs=f0['epochs'], n_train=f0['n_train'], n_valid=f0['n_valid'],
                device=str(dev), gpu=torch.cuda.get_device_name() if dev.type == 'cuda' else None,
                peak_gpu_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == 'cuda' else None,
                threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), host=platform.node(),

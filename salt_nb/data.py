@@ -178,7 +178,7 @@ def save_packed(data: SaltData, fn, test=True) -> Path:
     arrs = dict(train_ids=data.train.ids, train_images=data.train.images, train_masks=data.train.masks,
                 train_depths=data.train.depths, test_ids=tst.ids, test_images=tst.images, test_depths=tst.depths,
                 sample_ids=data.sample_ids if (test and data.sample_ids is not None) else np.array([], str))
-    tmp = fn.with_name(fn.name + '.tmp.npz')
+    tmp = fn.with_name(f'{fn.name}.{os.getpid()}.tmp.npz')  # unique per process: parallel writers never collide
     np.savez(tmp, **arrs); os.replace(tmp, fn)
     return fn
 

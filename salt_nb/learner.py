@@ -34,8 +34,8 @@ from .metrics import SaltMetric
 __all__ = ['TensorSeismic', 'TensorSaltMask', 'TileArrays', 'PrepareBatch', 'BatchAugment', 'AddChannels', 'SaltDL', 'salt_dls',
            'show_batch', 'show_results', 'SaltIoU', 'accel_callbacks', 'SaveBestCallback', 'SaltCSVLogger',
            'ResumeCallback', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'make_loss', 'salt_learner',
-           'SnapshotCallback', 'sgdr_sched', 'fit_sgdr', 'swa_average', 'StageLossCallback', 'recipe_sched',
-           'fit_recipe']
+           'SnapshotCallback', 'stage_fractions', 'sgdr_sched', 'fit_sgdr', 'swa_average', 'StageLossCallback',
+           'recipe_sched', 'fit_recipe']
 
 # %% ../nbs/06_learner.ipynb #674c1efb
 class TensorSeismic(TensorImageBW):
@@ -327,7 +327,7 @@ def salt_learner(dls: DataLoaders, cfg: RunConfig | None = None, model: nn.Modul
     learn.cfg, learn.fold, learn.run_dir = cfg, fold, rd
     return learn
 
-# %% ../nbs/06_learner.ipynb #8f7860d8
+# %% ../nbs/06_learner.ipynb #0d90c647
 class SnapshotCallback(Callback):
     "Save a checkpoint at the end of each cycle: after epoch `e` when `(e - start + 1) % cycle_len == 0`."
     order = TrackerCallback.order + 2
@@ -350,9 +350,17 @@ def _snap_fn(learn, snapshot_dir):
         return lambda j: learn.run_dir.snap(fold, j)
     return lambda j: Path(snapshot_dir)/RunDir('.').snap(fold, j).name
 
+def stage_fractions(lengths) -> list[float]:
+    "Each length's share of the total, the last one adjusted so that they sum to exactly 1.0 (`combine_scheds` asserts it)."
+    n = sum(lengths)
+    if n <= 0 or min(lengths) < 0: raise ValueError(f"stage lengths must be >= 0 with a positive total, got {list(lengths)}")
+    p = [l / n for l in lengths]
+    p[-1] = 1. - sum(p[:-1])
+    return p
+
 def sgdr_sched(n_cycles: int, lr_max, lr_min=0.):
     "Cosine annealing from `lr_max` to `lr_min`, restarted `n_cycles` times (a function of the fit's progress 0..1)."
-    return combine_scheds([1 / n_cycles] * n_cycles, [SchedCos(lr_max, lr_min) for _ in range(n_cycles)])
+    return combine_scheds(stage_fractions([1] * n_cycles), [SchedCos(lr_max, lr_min) for _ in range(n_cycles)])
 
 def fit_sgdr(learn: Learner, n_cycles: int, cycle_len: int, lr_max=None, snapshot_dir=None, lr_min=0., resume=False, cbs=None) -> list:
     "Cosine annealing with warm restarts, saving a snapshot at the end of every cycle; returns the snapshot paths."
@@ -362,7 +370,7 @@ def fit_sgdr(learn: Learner, n_cycles: int, cycle_len: int, lr_max=None, snapsho
               resume=resume)
     return [Path(snap.path_fn(j)) for j in range(n_cycles)]
 
-# %% ../nbs/06_learner.ipynb #3f66a905
+# %% ../nbs/06_learner.ipynb #86c65b54
 def swa_average(checkpoint_paths, dls=None, device=None):
     "Average the weights of checkpoints of one config, then recompute BatchNorm statistics over `dls.train`; the model."
     paths = [Path(p) for p in checkpoint_paths]
@@ -383,7 +391,7 @@ def swa_average(checkpoint_paths, dls=None, device=None):
         torch.optim.swa_utils.update_bn(dls.train, model, device)
     return model.eval()
 
-# %% ../nbs/06_learner.ipynb #41a8cf56
+# %% ../nbs/06_learner.ipynb #e6a24071
 class StageLossCallback(Callback):
     "Switch the loss function by epoch: `stages` is a list of (first_epoch, loss), in order."
     order = -5
@@ -395,11 +403,11 @@ def recipe_sched(cfg: RunConfig):
     "The learning rate of `fit_recipe` as a function of the fit's progress, and the total number of epochs."
     w, l, c = cfg.warmup_epochs, cfg.lovasz_epochs, cfg.n_cycles * cfg.cycle_len
     n, lr, clr = w + l + c, cfg.lr, cfg.cycle_lr or cfg.lr / 2
-    pcts, scheds = [], []
-    if w: pcts.append(w / n); scheds.append(combined_cos(0.25, lr / 25, lr, lr / 10))
-    if l: pcts.append(l / n); scheds.append(SchedCos(lr / 2, lr / 20))
-    for _ in range(cfg.n_cycles): pcts.append(cfg.cycle_len / n); scheds.append(SchedCos(clr, clr / 100))
-    return combine_scheds(pcts, scheds), n
+    lens, scheds = [], []
+    if w: lens.append(w); scheds.append(combined_cos(0.25, lr / 25, lr, lr / 10))
+    if l: lens.append(l); scheds.append(SchedCos(lr / 2, lr / 20))
+    for _ in range(cfg.n_cycles): lens.append(cfg.cycle_len); scheds.append(SchedCos(clr, clr / 100))
+    return (combine_scheds(stage_fractions(lens), scheds) if n else None), n
 
 def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = False, cbs=None) -> dict:
     "BCE+Dice warm-up, Lovasz, then cosine snapshot cycles (and SWA), as one resumable fit; returns the checkpoints written."

@@ -101,6 +101,10 @@ class _Placer:
         self.cells, self.desc = {}, desc
         self.best_out, self.best_in, self.bad, self.long_bonus = best_out, best_in, bad_dist, long_bonus
     def grid(self, c, t) -> dict: return self.cells.setdefault(c, {(0, 0): t})
+    def free(self, t: np.ndarray, d: np.ndarray, sign: int) -> np.ndarray:
+        "For each tile `t`: is the cell next to it (direction `d`, +1 after, -1 before) empty in its component?"
+        key = lambda c, p: (c * 2**20 + p[:, 0] + 2**19) * 2**20 + p[:, 1] + 2**19  # every tile sits on its own cell
+        return ~np.isin(key(self.comp[t], self.pos[t] + sign*STEPS[d]), key(self.comp, self.pos))
     def seam_dist(self, u: int, v: int, d: int) -> float:
         "Normalised distance of the seam u -> v in direction d (nan when an edge is unusable)."
         out, into, ook, iok = self.desc[d]
@@ -134,10 +138,28 @@ class _Placer:
         del self.cells[cb]
         return True
 
+# %% ../nbs/07_mosaic.ipynb #eae273b4
+def _free_matches(m: pd.DataFrame, P: _Placer, max_dist: float) -> pd.DataFrame:
+    "Mutual best candidates among edges still free in `P` (a, b, dir, dist, ratio); ratio vs the best free alternative."
+    m = m[np.isfinite(m.dist.to_numpy())]
+    A, B, D = m.a.to_numpy(), m.b.to_numpy(), m.dir.to_numpy()
+    keep = (P.comp[A] != P.comp[B]) & P.free(A, D, 1) & P.free(B, D, -1)
+    f = m[keep].sort_values('dist', kind='stable')
+    def best2(key):  # best free partner; second best free, else the worst distance listed (a lower bound for it)
+        g = f.groupby(key, sort=False)
+        r = g.nth(0).set_index(key)[['b' if key[0] == 'a' else 'a', 'dist']]
+        sec = g.nth(1).set_index(key).dist.reindex(r.index)
+        worst = m.groupby(key).dist.max().reindex(r.index)
+        return r.assign(second=sec.fillna(worst).to_numpy()).reset_index()
+    j = best2(['a', 'dir']).merge(best2(['b', 'dir']), on=['a', 'b', 'dir'], suffixes=('', '_b'))
+    j['ratio'] = np.maximum(j.dist / np.maximum(j.second, 1e-6), j.dist_b / np.maximum(j.second_b, 1e-6))
+    return j.loc[j.dist < max_dist, ['a', 'b', 'dir', 'dist', 'ratio']].sort_values(['ratio', 'dist'], kind='stable', ignore_index=True)
+
 # %% ../nbs/07_mosaic.ipynb #cba6be4e
 def reconstruct(tiles, max_ratio: float = 0.7, max_dist: float = 0.7, bad_dist: float = 0.9, weak_mean: float = 0.6,
                 long_bonus: float = 0.2, strong_tol: float = 2.0, weak_tol: float = 1.25, weak_max: float = 0.8,
-                weak_rank: int = 4, min_std: float = 2.0, k: int = 8, dim: int = 32, n_trees: int = 8, seed: int = 0,
+                weak_rank: int = 4, free_ratio: float = 0.7, free_passes: int = 3, min_std: float = 2.0, k: int = 8,
+                dim: int = 32, n_trees: int = 8, seed: int = 0,
                 matches: pd.DataFrame | None = None) -> pd.DataFrame:
     "Mosaics from edge matching: DataFrame(id, mosaic_id, x, y) of tiles in mosaics of >= 2 tiles, 0 the largest."
     if isinstance(tiles, TileSet): ids, images = tiles.ids, tiles.images
@@ -154,6 +176,9 @@ def reconstruct(tiles, max_ratio: float = 0.7, max_dist: float = 0.7, bad_dist: 
     strong = m.mutual & (m.ratio < max_ratio) & (m.dist < max_dist)
     for a, b, d in m[strong].sort_values(['ratio', 'dist'], kind='stable')[['a', 'b', 'dir']].to_numpy():
         P.try_merge(a, b, d, tol=strong_tol)
+    for _ in range(free_passes):
+        if not sum(P.try_merge(a, b, d, tol=strong_tol) for a, b, d in
+                   _free_matches(m, P, max_dist).query('ratio < @free_ratio')[['a', 'b', 'dir']].to_numpy()): break
     weak = m[~strong & (m.dist < weak_max) & (m['rank'] < weak_rank)].sort_values('dist', kind='stable')[['a', 'b', 'dir']].to_numpy()
     for _ in range(3):
         if not sum(P.try_merge(a, b, d, 2, weak_mean, weak_tol) for a, b, d in weak if P.comp[a] != P.comp[b]): break

@@ -16,11 +16,15 @@ def cli_cmd(name, tmp_path) -> list:
     script.write_text(f'from {ENTRY[name]} import {fn}\n{fn}()\n')
     return [sys.executable, str(script)]
 
+def cli_env(**env) -> dict:
+    "The environment of a command-line test: this checkout's salt_nb first on the path, quiet warnings, `env` added."
+    return {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
+            'PYTHONWARNINGS': 'ignore', 'NO_ALBUMENTATIONS_UPDATE': '1', **{k: str(v) for k, v in env.items()}}
+
 def run_cli(name, tmp_path, *args, timeout=300, **env):
     "Run console script `name` with `args` on this checkout's salt_nb; return the CompletedProcess (text output)."
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
-           'PYTHONWARNINGS': 'ignore', 'NO_ALBUMENTATIONS_UPDATE': '1', **{k: str(v) for k, v in env.items()}}
-    return subprocess.run([*cli_cmd(name, tmp_path), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([*cli_cmd(name, tmp_path), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=cli_env(**env))
 
 def tiny_synth(tmp_path_factory, section_tiles=(4, 2)):
     "A tiny synthetic Kaggle-layout folder: 2 sections of `section_tiles` tiles, half of them test."

@@ -28,6 +28,15 @@ def test_synthetic_precision_recall(synthetic):
     assert not set(rec.id) & set(tiles.ids[tiles.blank])  # blank tiles are never placed
 
 
+def test_free_edge_rounds_add_without_errors(synthetic):
+    "The ratio test repeated among free edges finds at least as many true pairs and no more false ones."
+    p, data, pos = synthetic
+    tiles = all_tiles(data); ex = tiles.ids[tiles.blank]
+    base, full = reconstruct(tiles, free_passes=0), reconstruct(tiles)
+    s0, s1 = adjacency_scores(base, pos, exclude=ex), adjacency_scores(full, pos, exclude=ex)
+    assert s1['tp'] >= s0['tp'] and s1['n_pred'] - s1['tp'] <= s0['n_pred'] - s0['tp'], (s0, s1)
+
+
 def test_cli_writes_csv(synthetic, tmp_path):
     p, data, pos = synthetic
     out = tmp_path/'mosaics.csv'
@@ -63,10 +72,10 @@ def test_propagate_vertical_on_synthetic_mosaic():
 
 
 @pytest.mark.skipif(find_tgs() is None, reason='no ../shared/tgs (real TGS data) on this machine')
-@pytest.mark.skipif(not os.environ.get('SALT_NB_SLOW'), reason='set SALT_NB_SLOW=1 to reconstruct the 22000 real tiles (~30 s)')
+@pytest.mark.skipif(not os.environ.get('SALT_NB_SLOW'), reason='set SALT_NB_SLOW=1 to reconstruct the 22000 real tiles (~15-60 s)')
 def test_real_vertical_seams_continue_masks():
     d = load_tgs(find_tgs(), progress=False)
     rec = reconstruct(all_tiles(d))
     m = dict(zip(d.train.ids, d.train.masks))
     agree = [(m[a][-1] == m[b][0]).mean() >= 0.9 for a, b, k in adjacent_pairs(rec) if k == 1 and a in m and b in m]
-    assert len(rec) > 4000 and np.mean(agree) > 0.9
+    assert len(rec) > 5000 and np.mean(agree) > 0.94, (len(rec), np.mean(agree))

@@ -32,6 +32,7 @@ def main(argv=None):
     p.add_argument('--pseudo', default=None, help='test probabilities (.npz of salt_predict --probs) to pseudo-label from')
     p.add_argument('--pseudo-lo', type=float, default=0.2, help='pseudo-label pixels must be below this probability ...')
     p.add_argument('--pseudo-hi', type=float, default=0.8, help='... or above this one')
+    p.add_argument('--pseudo-min-frac', type=float, default=1.0, help='... for at least this fraction of its pixels')
     p.add_argument('--pseudo-max', type=int, default=0, help='use at most this many pseudo-labelled tiles (a seeded random sample; 0: all)')
     p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides (YAML values), e.g. bs=64 geometry=resize96')
     a = p.parse_args(argv)
@@ -52,14 +53,14 @@ def main(argv=None):
     n_valid = int((folds == 0).sum())
     n_pseudo = 0
     if a.pseudo:
-        extra = pseudo_extra(sd.test, load_probs(a.pseudo), lo=a.pseudo_lo, hi=a.pseudo_hi)
+        extra = pseudo_extra(sd.test, load_probs(a.pseudo), lo=a.pseudo_lo, hi=a.pseudo_hi, min_frac=a.pseudo_min_frac)
         n_conf = len(extra)
         if a.pseudo_max and n_conf > a.pseudo_max:
             extra = extra[np.sort(np.random.default_rng(42).choice(n_conf, a.pseudo_max, replace=False))]
         ts, folds, _ = with_pseudo(ts, folds, extra)
         n_pseudo = len(extra)
-        print(f"pseudo-labels: {n_conf} of {len(sd.test)} test tiles confidently predicted (every pixel < {a.pseudo_lo} "
-              f"or > {a.pseudo_hi}); {n_pseudo} used, {int(extra.masks.any((1, 2)).sum())} of them with salt", flush=True)
+        print(f"pseudo-labels: {n_conf} of {len(sd.test)} test tiles confidently predicted ({a.pseudo_min_frac:.0%} of pixels < "
+              f"{a.pseudo_lo} or > {a.pseudo_hi}); {n_pseudo} used, {int(extra.masks.any((1, 2)).sum())} of them with salt", flush=True)
     if a.epochs: cfg = scale_schedule(cfg, a.epochs)
     else: cfg = fit_budget(cfg, ts, n_valid, 1, a.minutes, t0, a.device)
     out = Path(a.out or f"runs/tts_{cfg.name}_{int(a.minutes)}m")

@@ -391,7 +391,7 @@ def with_pseudo(train: TileSet, folds, extra: TileSet) -> tuple[TileSet, np.ndar
     ts = TileSet(cat(train.ids, extra.ids), cat(train.images, extra.images), cat(train.masks, extra.masks), cat(train.depths, extra.depths))
     return ts, cat(folds, np.full(len(extra), -1)), cat(np.zeros(len(train), bool), np.ones(len(extra), bool))
 
-# %% ../nbs/10_inference.ipynb #7f7d3465
+# %% ../nbs/10_inference.ipynb #ae294385
 CHECKPOINT_KINDS = ('auto', 'best', 'swa', 'snap', 'all')
 
 def _run_of(ck: Path) -> Path:
@@ -421,7 +421,7 @@ def resolve_models(spec, kind: str = 'auto') -> tuple[list[Path], dict | None]:
     pp = RunDir(run).postprocess
     return cks, (load_postprocess(pp) if pp.exists() else None)
 
-# %% ../nbs/10_inference.ipynb #1df32f16
+# %% ../nbs/10_inference.ipynb #0f7e4ded
 @call_parse
 def salt_predict(
     model: Param("run folder(s) and/or checkpoint file(s); several are averaged", str, nargs='+', required=True) = None,
@@ -443,7 +443,7 @@ def salt_predict(
     try: predict_submission(model, data, out, probs, kind, bs, workers, tta, device, precision, threshold, min_area, cls_threshold, progress)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_predict: error: {e}")  # returns None: console scripts exit with it
 
-# %% ../nbs/10_inference.ipynb #3d6649f9
+# %% ../nbs/10_inference.ipynb #f3ea583f
 def predict_submission(model, data, out='submission.csv', probs=None, kind='auto', bs=64, workers=0, tta=True, device=None,
                        precision='auto', threshold=None, min_area=None, cls_threshold=None, progress=True) -> Path:
     "What `salt_predict` does, as a function (the arguments are the same): returns the path of the submission."

@@ -5,7 +5,8 @@ usage: python bench/bench_models.py [--models ref tiny small resnet34 ...] [--bs
 Measurements are interleaved across models (rep 1 of every model, then rep 2, ...) and the best of `--reps` is
 reported, so a busy shared machine hurts all models alike. `cpu s/img` is process CPU time per training image
 (both threads), a load-robust cost measure. `ref` is a reference-like plain U-Net (widths 16-128 at full
-resolution, 2 convs per level, scSE decoder) to compare against. Names with `@cl` use channels_last.
+resolution, 2 convs per level, scSE decoder) to compare against. Names with `@cl` use channels_last, names with
+`@bf16` train under CPU bf16 autocast (`torch.autocast('cpu', torch.bfloat16)`, weights stay float32).
 """
 import argparse, datetime, platform, time, os
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -68,22 +69,24 @@ def main():
     x = torch.randn(a.bs, 1, a.size, a.size); y = (torch.rand(a.bs, 1, a.size, a.size) > 0.5).float()
     models, res = {}, {}
     for n in a.models:
-        m = build(n); cl = n.endswith('@cl')
+        m = build(n); cl = '@cl' in n
         if cl: m = m.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
         xi = x.contiguous(memory_format=torch.channels_last) if cl else x
-        models[n] = (m, opt, xi)
+        models[n] = (m, opt, xi, '@bf16' in n)
         res[n] = dict(params=param_counts(m)['total'], fwd=[], fused=[], train=[], cpu=[], cost=macs(m, a.size))
 
-    def step(m, opt, xi):
-        out = m(xi); out = out[0] if isinstance(out, tuple) else out
-        loss = F.binary_cross_entropy_with_logits(out, y); opt.zero_grad(); loss.backward(); opt.step()
+    def step(m, opt, xi, bf16=False):
+        with torch.autocast('cpu', torch.bfloat16, enabled=bf16):
+            out = m(xi); out = out[0] if isinstance(out, tuple) else out
+            loss = F.binary_cross_entropy_with_logits(out.float(), y)
+        opt.zero_grad(); loss.backward(); opt.step()
 
-    for n, (m, opt, xi) in models.items():      # warm-up (oneDNN primitive creation)
+    for n, (m, opt, xi, bf) in models.items():      # warm-up (oneDNN primitive creation)
         with torch.no_grad(): m.eval()(xi)
-        if not a.no_train: m.train(); step(m, opt, xi)
+        if not a.no_train: m.train(); step(m, opt, xi, bf)
     for r in range(a.reps):
-        for n, (m, opt, xi) in models.items():
+        for n, (m, opt, xi, bf) in models.items():
             m.eval()
             with torch.no_grad():
                 t = time.perf_counter(); m(xi); res[n]['fwd'].append(time.perf_counter() - t)
@@ -91,7 +94,7 @@ def main():
                 t = time.perf_counter(); fm(xi); res[n]['fused'].append(time.perf_counter() - t)
             if a.no_train: continue
             m.train()
-            t, c = time.perf_counter(), time.process_time(); step(m, opt, xi)
+            t, c = time.perf_counter(), time.process_time(); step(m, opt, xi, bf)
             res[n]['train'].append(time.perf_counter() - t); res[n]['cpu'].append(time.process_time() - c)
         print(f"rep {r + 1}/{a.reps} done, load {os.getloadavg()[0]:.1f}", flush=True)
 

@@ -11,7 +11,8 @@ Prints the machine (CPU, cores, torch threads, load average: the machine may be 
 import argparse, json, os, platform, time
 import numpy as np, torch
 from salt_nb.runs import RunConfig, build_model
-from salt_nb.inference import predict_probs, _use_bf16
+from salt_nb.inference import predict_probs
+from salt_nb.runs import use_bf16
 
 N_TEST = 19000
 
@@ -48,7 +49,7 @@ def main():
           f"device {device}" + (f" ({torch.cuda.get_device_name()})" if device == 'cuda' else '')
           + f", load average before {os.getloadavg()[0]:.1f}")
     print(f"model {a.model!r} ({n_params / 1e6:.2f}M parameters), geometry {a.geometry}, tta {a.tta}, bs {a.bs}, "
-          f"precision {a.precision} (bf16: {_use_bf16(a.precision, torch.device(device))}), fuse_bn {a.fuse}")
+          f"precision {a.precision} (bf16: {use_bf16(a.precision, torch.device(device))}), fuse_bn {a.fuse}")
     predict_probs(model, imgs[:a.bs], cfg, tta=a.tta, bs=a.bs, device=device, progress=False, precision=a.precision, fuse=a.fuse)  # warm-up
     t0, c0 = time.perf_counter(), time.process_time()
     probs, _ = predict_probs(model, imgs, cfg, tta=a.tta, bs=a.bs, device=device, progress=False, precision=a.precision, fuse=a.fuse)

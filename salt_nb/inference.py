@@ -13,7 +13,7 @@ from fastprogress.fastprogress import progress_bar
 from .data import TILE, TileSet, rle_encode, load_tgs
 from .metrics import precision_iou
 from .losses import unpack_output
-from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkpoints, atomic_write
+from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkpoints, atomic_write, use_bf16
 
 # %% auto #0
 __all__ = ['THRESHOLDS', 'MIN_AREAS', 'CLS_THRESHOLDS', 'CHECKPOINT_KINDS', 'predict_probs', 'apply_postprocess',
@@ -21,15 +21,6 @@ __all__ = ['THRESHOLDS', 'MIN_AREAS', 'CLS_THRESHOLDS', 'CHECKPOINT_KINDS', 'pre
            'write_submission', 'Probs', 'as_float', 'save_probs', 'load_probs', 'ensemble_probs', 'ensemble_gain',
            'select_pseudo_labels', 'pseudo_extra', 'with_pseudo', 'fold_checkpoints', 'resolve_models', 'salt_predict',
            'predict_submission']
-
-# %% ../nbs/10_inference.ipynb #099e1d5e
-def _use_bf16(precision: str, device: torch.device) -> bool:
-    "Whether to run forward passes under bf16 autocast: 'bf16', 'fp32', or 'auto' (GPU, or a CPU with native bf16)."
-    if precision not in ('auto', 'bf16', 'fp32'): raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
-    if precision != 'auto': return precision == 'bf16'
-    if device.type == 'cuda': return True
-    try: return device.type == 'cpu' and bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError: return False
 
 # %% ../nbs/10_inference.ipynb #7b8b4dac
 def _predict_batch(model, xb: torch.Tensor, cfg: RunConfig, tta: bool, bf16: bool = False, channels_last: bool = False):
@@ -91,7 +82,7 @@ def predict_probs(models, images_uint8, cfg=None, tta: bool = True, bs: int = 64
         raise ValueError(f"predict_probs: expected uint8 tiles (N,{TILE},{TILE}), got {images.dtype} {images.shape}")
     if bs < 1: raise ValueError(f"predict_probs: bs must be >= 1, got {bs}")
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    bf16, n = _use_bf16(precision, device), len(images)
+    bf16, n = use_bf16(precision, device), len(images)
     out = np.zeros((n, TILE, TILE), np.float32)
     cls_sum, n_cls = np.zeros(n, np.float32), 0
     for j, (m, c) in enumerate(members):

@@ -14,8 +14,8 @@ from torchvision.models.resnet import ResNet, Bottleneck
 
 # %% auto #0
 __all__ = ['MODELS', 'ConvBnRelu', 'ChannelSE', 'SCSE', 'add_depth_channels', 'SEBottleneck', 'imagenet_state_dict',
-           'TorchvisionEncoder', 'ResBlock', 'ScratchEncoder', 'PyramidPooling', 'FPA', 'ObjectContext', 'make_center',
-           'DecoderBlock', 'SaltUNet', 'get_model', 'param_counts', 'check_grads', 'fuse_bn']
+           'TorchvisionEncoder', 'ResBlock', 'ScratchEncoder', 'PlainEncoder', 'PyramidPooling', 'FPA', 'ObjectContext',
+           'make_center', 'DecoderBlock', 'SaltUNet', 'get_model', 'param_counts', 'check_grads', 'fuse_bn']
 
 # %% ../nbs/05_models.ipynb #8e877f02
 class ConvBnRelu(nn.Sequential):
@@ -146,6 +146,19 @@ class ScratchEncoder(nn.Module):
         for s in self.stages: x = s(x); feats.append(x)
         return feats
 
+# %% ../nbs/05_models.ipynb #2f1bc559
+class PlainEncoder(nn.Module):
+    "Classic U-Net encoder: two 3x3 conv+BN+ReLU per level, the first at full resolution, 2x2 max-pool between levels."
+    def __init__(self, widths=(16, 32, 64, 128), in_ch: int = 1):
+        super().__init__()
+        w, ci, self.levels = list(widths), in_ch, nn.ModuleList()
+        for c in w: self.levels.append(nn.Sequential(ConvBnRelu(ci, c), ConvBnRelu(c, c))); ci = c
+        self.channels, self.strides = w + [w[-1]], [2 ** i for i in range(len(w) + 1)]
+    def forward(self, x):
+        feats = []
+        for i, lv in enumerate(self.levels): x = lv(x if i == 0 else F.max_pool2d(x, 2)); feats.append(x)
+        return feats + [F.max_pool2d(x, 2)]
+
 # %% ../nbs/05_models.ipynb #e74ed894
 class PyramidPooling(nn.Module):
     "PSPNet pyramid pooling: average-pool to several grids, project, upsample, concatenate, fuse with a 1x1 conv."
@@ -214,7 +227,9 @@ class DecoderBlock(nn.Module):
     def __init__(self, ni: int, skip_ch: int, nf: int, up: str = 'bilinear', n_convs: int = 2, reduce: bool = False,
                  scse: bool = True):
         super().__init__()
-        if up not in ('bilinear', 'deconv'): raise ValueError(f"unknown upsampling {up!r}; expected 'bilinear' or 'deconv'")
+        if up not in ('bilinear', 'nearest', 'deconv'):
+            raise ValueError(f"unknown upsampling {up!r}; expected 'bilinear', 'nearest' or 'deconv'")
+        self.mode = 'nearest' if up == 'nearest' else 'bilinear'
         self.reduce = ConvBnRelu(ni, nf, 1) if reduce else nn.Identity()
         c = nf if reduce else ni
         self.up = nn.ConvTranspose2d(c, c, 2, stride=2) if up == 'deconv' else None
@@ -224,7 +239,8 @@ class DecoderBlock(nn.Module):
         size = skip.shape[-2:] if skip is not None else size
         x = self.reduce(x)
         if self.up is not None and x.shape[-1] < size[-1]: x = self.up(x)
-        if x.shape[-2:] != size: x = F.interpolate(x, size, mode='bilinear', align_corners=False)
+        if x.shape[-2:] != size:
+            x = F.interpolate(x, size, mode=self.mode, align_corners=None if self.mode == 'nearest' else False)
         if skip is not None: x = torch.cat([x, skip], 1)
         return self.se(self.convs(x))
 
@@ -283,6 +299,11 @@ def _small(widths, dec_ch, in_ch, kw):
     d = dict(center='ppm', center_ch=widths[-1], n_convs=1, reduce=True, final='shuffle')
     return SaltUNet(enc, dec_ch, **{**d, **kw})
 
+def _plain(widths, in_ch, kw):
+    widths = kw.pop('widths', widths)
+    enc = PlainEncoder(widths, in_ch=in_ch)
+    return SaltUNet(enc, **{**dict(dec_ch=tuple(reversed(widths)), center='conv', n_convs=2, up='nearest'), **kw})
+
 def _tv(arch, in_ch, kw):
     ekw = {k: kw.pop(k) for k in ('pretrained', 'maxpool', 'stem') if k in kw}
     enc = TorchvisionEncoder(arch, in_ch=in_ch, scse=kw.get('scse', True), **ekw)
@@ -292,6 +313,7 @@ MODELS = {
     'tiny':         lambda in_ch, kw: _small((16, 32, 64, 128), (64, 32, 16), in_ch, kw),
     'small':        lambda in_ch, kw: _small((24, 48, 96, 192), (96, 48, 24), in_ch, kw),
     'small_wide':   lambda in_ch, kw: _small((24, 48, 128, 256), (128, 48, 24), in_ch, kw),
+    'unet':         lambda in_ch, kw: _plain((16, 32, 64, 128), in_ch, kw),
     'resnet34':     lambda in_ch, kw: _tv('resnet34', in_ch, kw),
     'resnext50':    lambda in_ch, kw: _tv('resnext50', in_ch, kw),
     'se_resnext50': lambda in_ch, kw: _tv('se_resnext50', in_ch, kw),

@@ -16,7 +16,8 @@ from .models import add_depth_channels
 
 # %% auto #0
 __all__ = ['RunConfig', 'atomic_write', 'prepare_input', 'prepare_mask', 'build_model', 'atomic_save', 'clean_state_dict',
-           'save_checkpoint', 'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints']
+           'save_checkpoint', 'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints', 'native_bf16',
+           'use_bf16']
 
 # %% ../nbs/06a_runs.ipynb #66d85c01
 _CHOICES = dict(augment=('batch', 'item', 'none'), schedule=('one_cycle', 'sgdr', 'recipe'),
@@ -278,3 +279,16 @@ def list_checkpoints(run_dir, kind: str = 'best', fold: int | None = None) -> li
         if kind in (k, 'all') and (fold is None or int(m.group(1)) == fold):
             found.append(((int(m.group(1)), ('best', 'snap', 'swa').index(k), int(m.group(3) or 0)), p))
     return [p for _, p in sorted(found)]
+
+# %% ../nbs/06a_runs.ipynb #5a61f89d
+def native_bf16() -> bool:
+    "Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX), as PyTorch sees it."
+    try: return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError: return False
+
+def use_bf16(precision: str, device) -> bool:
+    "Whether to run under bf16 autocast: 'bf16', 'fp32', or 'auto' (a GPU, or a CPU with native bf16)."
+    if precision not in ('auto', 'bf16', 'fp32'): raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+    if precision != 'auto': return precision == 'bf16'
+    device = torch.device(device)
+    return device.type == 'cuda' or (device.type == 'cpu' and native_bf16())

@@ -28,10 +28,10 @@ __all__ = ['PRESETS', 'get_config', 'make_folds', 'schedule_epochs', 'scale_sche
 
 # %% ../nbs/08_train.ipynb #261adc11
 PRESETS = {
-    # the default: the small CPU U-Net, measured on the 2-core CPU (see bench/time_to_score.py)
-    'cpu_small': dict(name='cpu_small', model='small', geometry='pad128', channels_last='on', bs=32, lr=3e-3,
-                      aug_affine_p=0.5, aug_shift=0.1, aug_scale=0.15,
-                      schedule='recipe', warmup_epochs=12, lovasz_epochs=12, n_cycles=2, cycle_len=6, swa=True, folds=[0]),
+    # the default: the full-resolution U-Net at 112 px, bf16 on CPUs that have it, measured on the 2-core CPU
+    # (see bench/time_to_score.py): BCE+Dice warm-up, then one long Lovasz cosine cycle (no restarts), its end BN-refreshed
+    'cpu_small': dict(name='cpu_small', model='unet', geometry='pad112', channels_last='on', bs=16, lr=3e-3, aug_affine_p=0.,
+                      schedule='recipe', warmup_epochs=16, lovasz_epochs=0, n_cycles=1, cycle_len=48, swa=True, folds=[0]),
     # the `make demo` config: a tiny model that learns the synthetic data within about two minutes on a CPU
     'demo': dict(name='demo', model='tiny', geometry='resize64', channels_last='on', bs=16, lr=5e-3, schedule='one_cycle',
                  epochs=12, loss='bce_dice', folds=[0], tta=True),
@@ -399,7 +399,7 @@ class _BatchTimer(Callback):
         ts = self.t[training][self.skip:] or self.t[training]
         return float(np.median(ts)) if ts else 0.
 
-def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 4, skip: int = 2) -> dict:
+def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, skip: int = 3) -> dict:
     "Seconds per tile of a training step and of a validation forward pass for `cfg` on this machine (median of `steps`)."
     n_tr, n_va = cfg.bs * (steps + skip), cfg.bs * 2
     if len(data) < n_tr + n_va:                     # small datasets: repeat tiles, the speed is what matters here

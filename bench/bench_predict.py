@@ -10,9 +10,8 @@ Prints the machine (CPU, cores, torch threads, load average: the machine may be 
 """
 import argparse, json, os, platform, time
 import numpy as np, torch
-from salt_nb.runs import RunConfig, build_model
+from salt_nb.runs import RunConfig, build_model, use_bf16
 from salt_nb.inference import predict_probs
-from salt_nb.runs import use_bf16
 
 N_TEST = 19000
 

@@ -13,7 +13,7 @@ from fastprogress.fastprogress import progress_bar
 from .data import TILE, TileSet, rle_encode, load_tgs
 from .metrics import precision_iou
 from .losses import unpack_output
-from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkpoints, atomic_write, use_bf16
+from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkpoints, atomic_write, use_bf16, use_channels_last
 
 # %% auto #0
 __all__ = ['THRESHOLDS', 'MIN_AREAS', 'CLS_THRESHOLDS', 'CHECKPOINT_KINDS', 'predict_probs', 'apply_postprocess',
@@ -68,7 +68,7 @@ def _eval_model(m, cfg, device: torch.device, fuse: bool, bf16: bool) -> tuple:
     if fuse:
         from salt_nb.models import fuse_bn
         model = fuse_bn(model)  # a copy
-    cl = cfg.channels_last == 'on' or (cfg.channels_last == 'auto' and (device.type == 'cuda' or bf16))
+    cl = use_channels_last(cfg.channels_last, device, bf16)
     model = model.to(device).eval()
     return (model.to(memory_format=torch.channels_last) if cl else model), cfg, cl
 

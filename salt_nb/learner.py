@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn
 from fastcore.basics import store_attr
-from fastai.torch_core import TensorImageBW, TensorMask
+from fastai.torch_core import TensorImageBW, TensorMask, to_float
 from fastai.data.core import TfmdDL, DataLoaders, show_batch, show_results
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelEpochException
@@ -23,7 +23,7 @@ from fastai.optimizer import Adam, SGD, RMSProp
 from fastai.vision.data import get_grid
 from fasttransform.transform import ItemTransform
 from plum import dispatch
-from .runs import (use_bf16, native_bf16, RunConfig, RunDir, prepare_input, prepare_mask, save_checkpoint, load_checkpoint, atomic_save,
+from .runs import (use_bf16, use_channels_last, RunConfig, RunDir, prepare_input, prepare_mask, save_checkpoint, load_checkpoint, atomic_save,
                           clean_state_dict, build_model, _as_tiles)
 from .models import add_depth_channels
 from .augment import AlbuTransform, aug_kwargs, batch_augment
@@ -118,9 +118,8 @@ def _device(device=None) -> torch.device:
     return torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
 def _channels_last(cfg: RunConfig, device) -> bool:
-    "Channels-last memory: 'on', or 'auto' on a GPU and wherever bf16 autocast runs (oneDNN's fast bf16 kernels are NHWC)."
     dev = _device(device)
-    return cfg.channels_last == 'on' or (cfg.channels_last == 'auto' and (dev.type == 'cuda' or use_bf16(cfg.precision, dev)))
+    return use_channels_last(cfg.channels_last, dev, use_bf16(cfg.precision, dev))
 
 def salt_dls(images, masks, depths=None, valid_idx=None, cfg: RunConfig | None = None, bs: int | None = None,
              num_workers: int | None = None, device=None, augment: str | None = None) -> DataLoaders:
@@ -186,18 +185,12 @@ class SaltIoU(Metric):
     def name(self): return 'iou'
 
 # %% ../nbs/06_learner.ipynb #f788ef68
-def _to_float(o):
-    "Floating-point tensors in `o` (a tensor, or nested tuples/lists of them) as float32."
-    if isinstance(o, torch.Tensor): return o.float() if o.is_floating_point() else o
-    if isinstance(o, (tuple, list)): return type(o)(_to_float(v) for v in o)
-    return o
-
 class CPUAutocast(Callback):
     "bf16 autocast of the forward pass on the CPU (fastai's `MixedPrecision` is CUDA-only); the loss gets float32 logits."
     order = 10
     def __init__(self): self.ctx = None
     def before_batch(self): self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
-    def after_pred(self): self._exit(); self.learn.pred = _to_float(self.pred)
+    def after_pred(self): self._exit(); self.learn.pred = to_float(self.pred)
     def after_batch(self): self._exit()                 # a batch cancelled before `after_pred`
     def _exit(self):
         if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
@@ -205,10 +198,9 @@ class CPUAutocast(Callback):
 def accel_callbacks(device, precision: str = 'auto', channels_last: str = 'auto') -> list:
     "Callbacks for the device: bf16 autocast where `use_bf16` says so (GPU, or CPU with native bf16), channels-last with it."
     dev = _device(device)
-    if channels_last not in ('auto', 'on', 'off'): raise ValueError(f"channels_last must be auto, on or off, got {channels_last!r}")
     bf16, cbs = use_bf16(precision, dev), []
     if bf16: cbs.append(MixedPrecision(amp_mode=AMPMode.BF16) if dev.type == 'cuda' else CPUAutocast())
-    if channels_last == 'on' or (channels_last == 'auto' and (dev.type == 'cuda' or bf16)): cbs.append(ChannelsLast())
+    if use_channels_last(channels_last, dev, bf16): cbs.append(ChannelsLast())
     return cbs
 
 # %% ../nbs/06_learner.ipynb #50009bc5

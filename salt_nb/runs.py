@@ -17,7 +17,7 @@ from .models import add_depth_channels
 # %% auto #0
 __all__ = ['RunConfig', 'atomic_write', 'prepare_input', 'prepare_mask', 'build_model', 'atomic_save', 'clean_state_dict',
            'save_checkpoint', 'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints', 'native_bf16',
-           'use_bf16']
+           'use_bf16', 'use_channels_last']
 
 # %% ../nbs/06a_runs.ipynb #66d85c01
 _CHOICES = dict(augment=('batch', 'item', 'none'), schedule=('one_cycle', 'sgdr', 'recipe'),
@@ -292,3 +292,8 @@ def use_bf16(precision: str, device) -> bool:
     if precision != 'auto': return precision == 'bf16'
     device = torch.device(device)
     return device.type == 'cuda' or (device.type == 'cpu' and native_bf16())
+
+def use_channels_last(setting: str, device, bf16: bool) -> bool:
+    "Channels-last memory: 'on', 'off', or 'auto' (on a GPU, and wherever bf16 autocast runs: oneDNN's fast bf16 kernels are NHWC)."
+    if setting not in ('auto', 'on', 'off'): raise ValueError(f"channels_last must be auto, on or off, got {setting!r}")
+    return setting == 'on' or (setting == 'auto' and (torch.device(device).type == 'cuda' or bf16))

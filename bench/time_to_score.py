@@ -9,7 +9,8 @@ taken at the end of every stage of the schedule (and every `--every` epochs). Ru
     python bench/time_to_score.py --config cpu_small --minutes 30 --out runs/tts_cpu_small
 
 `--groups mosaics.csv` holds out fold 0 of mosaic-grouped folds instead (tiles of one mosaic never straddle the
-split: the leak-free estimate). `--pseudo TEST_PROBS.npz` adds the confidently predicted test tiles of
+split: the leak-free estimate). `--drop-folds 1` trains on fewer tiles (folds 2-4: 1800 of the 2400), the same 600
+held out: a point on the learning curve (how much more labeled data would buy). `--pseudo TEST_PROBS.npz` adds the confidently predicted test tiles of
 `salt_predict --probs` to the training tiles (never to the held-out fold): the pseudo-labelling experiment.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main(argv=None):
     p.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--groups', default=None, help='CSV of id,mosaic_id (salt_mosaic): hold out fold 0 of grouped folds')
+    p.add_argument('--drop-folds', default='', help='comma-separated folds (1-4) left out of training, e.g. 1: a learning-curve point')
     p.add_argument('--pseudo', default=None, help='test probabilities (.npz of salt_predict --probs) to pseudo-label from')
     p.add_argument('--pseudo-lo', type=float, default=0.2, help='pseudo-label pixels must be below this probability ...')
     p.add_argument('--pseudo-hi', type=float, default=0.8, help='... or above this one')
@@ -51,6 +53,12 @@ def main(argv=None):
     cfg = get_config(a.config, folds=[0], n_folds=5, seed=42, **over)
     folds = make_folds(ts, 5, 42, read_groups(a.groups, ts.ids) if a.groups else None)
     n_valid = int((folds == 0).sum())
+    drop = [int(k) for k in a.drop_folds.split(',') if k.strip()]
+    if 0 in drop or not set(drop) <= set(range(1, 5)): sys.exit(f'time_to_score: --drop-folds takes folds 1-4, got {a.drop_folds!r}')
+    if drop:
+        keep = ~np.isin(folds, drop)
+        ts, folds = ts[np.flatnonzero(keep)], folds[keep]
+        print(f"learning curve: folds {drop} left out, {int((folds != 0).sum())} training tiles", flush=True)
     n_pseudo = 0
     if a.pseudo:
         extra = pseudo_extra(sd.test, load_probs(a.pseudo), lo=a.pseudo_lo, hi=a.pseudo_hi, min_frac=a.pseudo_min_frac)
@@ -75,7 +83,7 @@ def main(argv=None):
     res = dict(config=cfg.to_dict(), budget_minutes=None if a.epochs else a.minutes, wall_minutes=round(wall / 60, 2),
                curve=f0.get('curve'), final=dict(score_t05=f0['score'], score_tuned=m['oof']['score_tuned'],
                                                   postprocess=m['oof']['postprocess'], model=str(f0['checkpoint'])),
-               groups=a.groups, pseudo=a.pseudo, n_pseudo=n_pseudo, train_img_per_s=f0['train_img_per_s'], epochs=f0['epochs'], n_train=f0['n_train'], n_valid=f0['n_valid'],
+               groups=a.groups, drop_folds=drop, pseudo=a.pseudo, n_pseudo=n_pseudo, train_img_per_s=f0['train_img_per_s'], epochs=f0['epochs'], n_train=f0['n_train'], n_valid=f0['n_valid'],
                device=str(dev), gpu=torch.cuda.get_device_name() if dev.type == 'cuda' else None,
                peak_gpu_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == 'cuda' else None,
                threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), host=platform.node(),

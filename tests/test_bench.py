@@ -1,0 +1,35 @@
+"The time-to-score benchmark script (bench/time_to_score.py) end to end on a tiny synthetic folder, as a subprocess."
+import json, os, subprocess, sys
+import pytest, yaml
+
+from conftest import REPO, cli_env, tiny_synth
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory): return tiny_synth(tmp_path_factory, (6, 4))   # 24 labeled tiles
+
+
+def tts(tmp_path, *args):
+    cfg = tmp_path/'tiny.yaml'
+    cfg.write_text(yaml.safe_dump(dict(name='pytest', model='tiny', geometry='resize64', bs=4, lr=0.003,
+                                       schedule='one_cycle', epochs=1)))
+    return subprocess.run([sys.executable, str(REPO/'bench'/'time_to_score.py'), '--config', cfg, *map(str, args)],
+                          capture_output=True, text=True, timeout=300,
+                          env=cli_env(SALT_NB_CACHE=tmp_path/'cache', OMP_WAIT_POLICY=os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')))
+
+
+def test_time_to_score_learning_curve(tmp_path, data):
+    full = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'all')
+    assert full.returncode == 0, full.stdout[-2000:] + full.stderr[-2000:]
+    part = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'part', '--drop-folds', 1)
+    assert part.returncode == 0, part.stdout[-2000:] + part.stderr[-2000:]
+    assert 'folds [1] left out' in part.stdout and 'final model' in part.stdout
+    a, b = (json.loads((tmp_path/d/'time_to_score.json').read_text()) for d in ('all', 'part'))
+    assert b['drop_folds'] == [1] and a['drop_folds'] == []
+    assert b['n_valid'] == a['n_valid'] and 0 < b['n_train'] < a['n_train']   # same held-out tiles, fewer to train on
+    assert 0 <= b['final']['score_tuned'] <= 1
+
+
+def test_time_to_score_bad_drop(tmp_path, data):
+    r = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'x', '--drop-folds', 0)
+    assert r.returncode != 0 and 'folds 1-4' in r.stderr

@@ -9,8 +9,8 @@ taken at the end of every stage of the schedule (and every `--every` epochs). Ru
     python bench/time_to_score.py --config cpu_small --minutes 30 --out runs/tts_cpu_small
 
 `--groups mosaics.csv` holds out fold 0 of mosaic-grouped folds instead (tiles of one mosaic never straddle the
-split: the leak-free estimate). `--drop-folds 1` trains on fewer tiles (folds 2-4: 1800 of the 2400), the same 600
-held out: a point on the learning curve (how much more labeled data would buy). `--pseudo TEST_PROBS.npz` adds the confidently predicted test tiles of
+split: the leak-free estimate). `--drop-folds 1` leaves fold 1 out of training (1800 of the 2400 tiles, the same 600
+held out): a point on the learning curve. `--pseudo TEST_PROBS.npz` adds the confidently predicted test tiles of
 `salt_predict --probs` to the training tiles (never to the held-out fold): the pseudo-labelling experiment.
 """
 from __future__ import annotations
@@ -53,8 +53,9 @@ def main(argv=None):
     cfg = get_config(a.config, folds=[0], n_folds=5, seed=42, **over)
     folds = make_folds(ts, 5, 42, read_groups(a.groups, ts.ids) if a.groups else None)
     n_valid = int((folds == 0).sum())
-    drop = [int(k) for k in a.drop_folds.split(',') if k.strip()]
-    if 0 in drop or not set(drop) <= set(range(1, 5)): sys.exit(f'time_to_score: --drop-folds takes folds 1-4, got {a.drop_folds!r}')
+    drop = [k.strip() for k in a.drop_folds.split(',') if k.strip()]
+    if not set(drop) <= {'1', '2', '3', '4'}: sys.exit(f'time_to_score: --drop-folds takes folds 1-4, got {a.drop_folds!r}')
+    drop = sorted(int(k) for k in drop)
     if drop:
         keep = ~np.isin(folds, drop)
         ts, folds = ts[np.flatnonzero(keep)], folds[keep]

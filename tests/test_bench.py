@@ -30,6 +30,7 @@ def test_time_to_score_learning_curve(tmp_path, data):
     assert 0 <= b['final']['score_tuned'] <= 1
 
 
-def test_time_to_score_bad_drop(tmp_path, data):
-    r = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'x', '--drop-folds', 0)
-    assert r.returncode != 0 and 'folds 1-4' in r.stderr
+@pytest.mark.parametrize('bad', ['0', 'one'])
+def test_time_to_score_bad_drop(tmp_path, data, bad):
+    r = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'x', '--drop-folds', bad)
+    assert r.returncode != 0 and f"folds 1-4, got '{bad}'" in r.stderr

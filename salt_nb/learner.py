@@ -12,8 +12,8 @@ import torch, torch.nn as nn
 from fastcore.basics import store_attr
 from fastai.torch_core import TensorImageBW, TensorMask, to_float
 from fastai.data.core import TfmdDL, DataLoaders, show_batch, show_results
-from fastai.learner import Learner, Metric
-from fastai.callback.core import Callback, CancelEpochException
+from fastai.learner import Learner, Metric, Recorder
+from fastai.callback.core import Callback, CancelEpochException, CancelValidException
 from fastai.callback.tracker import TrackerCallback, TerminateOnNaNCallback
 from fastai.callback.progress import CSVLogger, ProgressCallback
 from fastai.callback.schedule import ParamScheduler, SchedCos, combine_scheds, combined_cos
@@ -34,7 +34,7 @@ from .metrics import SaltMetric
 __all__ = ['TensorSeismic', 'TensorSaltMask', 'TileArrays', 'PrepareBatch', 'BatchAugment', 'AddChannels', 'SaltDL', 'salt_dls',
            'show_batch', 'show_results', 'SaltIoU', 'CPUAutocast', 'accel_callbacks', 'SaveBestCallback',
            'SaltCSVLogger', 'ResumeCallback', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'make_loss',
-           'salt_learner', 'SnapshotCallback', 'stage_fractions', 'sgdr_sched', 'fit_sgdr', 'swa_average',
+           'salt_learner', 'ValidEvery', 'SnapshotCallback', 'stage_fractions', 'sgdr_sched', 'fit_sgdr', 'swa_average',
            'StageLossCallback', 'recipe_sched', 'fit_recipe']
 
 # %% ../nbs/06_learner.ipynb #674c1efb
@@ -113,6 +113,19 @@ class SaltDL(TfmdDL):
         "Batch structure without running the pipeline (which would draw random numbers and upset resumed runs)."
         self._n_inp, self._types = 1, {tuple: [TensorSeismic, TensorSaltMask]}
 
+    def subsample_empty(self, frac: float):
+        "From now on, each pass draws every tile with salt and a fresh random `frac` of the empty tiles (`len` follows)."
+        has_salt = self.dataset.masks.flatten(1).any(1).cpu().numpy()
+        self.salt_idx, self.empty_idx = np.flatnonzero(has_salt).tolist(), np.flatnonzero(~has_salt).tolist()
+        self.n_empty = round(frac * len(self.empty_idx))
+        self.n = len(self.salt_idx) + self.n_empty
+        return self
+
+    def get_idxs(self):
+        if getattr(self, 'n_empty', None) is None: return super().get_idxs()
+        idxs = self.salt_idx + self.rng.sample(self.empty_idx, self.n_empty)   # the loader's RNG: resumable
+        return self.shuffle_fn(idxs) if self.shuffle else idxs
+
 # %% ../nbs/06_learner.ipynb #9fe8f7aa
 def _device(device=None) -> torch.device:
     return torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -144,6 +157,7 @@ def salt_dls(images, masks, depths=None, valid_idx=None, cfg: RunConfig | None =
     kw = dict(num_workers=nw, device=device, pin_memory=device.type == 'cuda' and not on_device)
     trn = SaltDL(dss[0], bs=bs, shuffle=True, drop_last=len(tr) > bs, after_batch=tfms(True),
                  after_item=[AlbuTransform.from_config(cfg)] if augment == 'item' else None, **kw)
+    if cfg.empty_frac < 1: trn.subsample_empty(cfg.empty_frac); trn.drop_last = trn.n > bs
     val = SaltDL(dss[1], bs=bs, shuffle=False, drop_last=False, after_batch=tfms(False), **kw)
     return DataLoaders(trn, val, device=device)
 
@@ -326,6 +340,7 @@ def salt_learner(dls: DataLoaders, cfg: RunConfig | None = None, model: nn.Modul
     metrics = [SaltMetric(), SaltIoU()] if metrics is None else metrics
     rd = RunDir(run_dir) if run_dir is not None else None
     extra = [TerminateOnNaNCallback()] + accel_callbacks(dls.device, cfg.precision, cfg.channels_last)
+    if cfg.valid_every != 1: extra.append(ValidEvery(cfg.valid_every))
     if rd is not None:
         extra += [SaltCSVLogger(rd.log(fold).resolve()), SaveBestCallback(rd.best(fold), cfg, fold=fold), ResumeCallback(rd.state(fold))]
     opt_func = partial(SGD, mom=cfg.mom) if cfg.opt == 'sgd' else _OPTS[cfg.opt]
@@ -335,6 +350,22 @@ def salt_learner(dls: DataLoaders, cfg: RunConfig | None = None, model: nn.Modul
     if not progress: learn.remove_cb(ProgressCallback)
     learn.cfg, learn.fold, learn.run_dir = cfg, fold, rd
     return learn
+
+# %% ../nbs/06_learner.ipynb #8f239b36
+class ValidEvery(Callback):
+    "Validate after every `every`-th epoch of a fit and after its last (`every=0`: the last only); skipped epochs log None."
+    order = Recorder.order + 1                 # after the Recorder has reset its metrics, before the trackers read them
+    def __init__(self, every: int = 1): self.every, self.skip = every, False
+    def before_fit(self): self.run = not (hasattr(self.learn, 'lr_finder') or hasattr(self, 'gather_preds'))
+    def before_epoch(self):
+        n = self.epoch + 1
+        self.skip = not (n == self.n_epoch or (self.every and n % self.every == 0))
+    def before_validate(self):
+        if self.skip: raise CancelValidException()
+    def after_validate(self):
+        if self.skip: self.recorder.log += [None] * (1 + len(self.learn.metrics))
+    def after_epoch(self): self.skip = False
+    def after_fit(self): self.run, self.skip = True, False
 
 # %% ../nbs/06_learner.ipynb #0d90c647
 class SnapshotCallback(Callback):

@@ -57,6 +57,8 @@ class RunConfig:
     bs: int = 32
     num_workers: int = 0
     num_threads: int | None = None
+    # share of the empty (no-salt) training tiles drawn each epoch, a fresh random subset every epoch (1: all of them)
+    empty_frac: float = 1.0
     # augmentation (salt_nb.augment): 'batch' (tensor ops on whole batches), 'item' (albumentations), 'none'
     augment: str = 'batch'
     aug_flip: float = 0.5
@@ -84,6 +86,8 @@ class RunConfig:
     cycle_len: int = 10
     cycle_lr: float | None = None
     swa: bool = True
+    # validate after every N-th epoch of a fit and after its last one (0: the last only); skipped epochs log None
+    valid_every: int = 1
     # hardware
     precision: str = 'auto'
     channels_last: str = 'auto'
@@ -102,6 +106,8 @@ class RunConfig:
         Geometry.from_str(self.geometry)
         if self.bs < 1: raise ValueError(f"config field 'bs': {self.bs} must be >= 1")
         if self.img_std <= 0: raise ValueError(f"config field 'img_std': {self.img_std} must be > 0")
+        if not 0 < self.empty_frac <= 1: raise ValueError(f"config field 'empty_frac': {self.empty_frac} must be in (0, 1]")
+        if self.valid_every < 0: raise ValueError(f"config field 'valid_every': {self.valid_every} must be >= 0")
 
     @property
     def geom(self) -> Geometry: return Geometry.from_str(self.geometry)

@@ -24,14 +24,15 @@ from .inference import predict_probs, tune_postprocess, save_postprocess, load_p
 __all__ = ['PRESETS', 'get_config', 'make_folds', 'schedule_epochs', 'scale_schedule', 'world_size', 'rank', 'init_distrib',
            'rank0_value', 'rank_run_dir', 'DataParallelTrainer', 'distrib_ctx', 'EpochLine', 'stage_ends', 'ScoreCurve',
            'final_checkpoint', 'train_fold', 'summary_table', 'train_kfold', 'train_full', 'measure_speed',
-           'plan_epochs', 'fit_budget', 'read_groups', 'train_run', 'salt_train']
+           'plan_epochs', 'epoch_tiles', 'fit_budget', 'read_groups', 'train_run', 'salt_train']
 
 # %% ../nbs/08_train.ipynb #261adc11
 PRESETS = {
     # the default: the full-resolution U-Net at 112 px, bf16 on CPUs that have it, measured on the 2-core CPU
     # (see bench/time_to_score.py): BCE+Dice warm-up, then one long Lovasz cosine cycle (no restarts), its end BN-refreshed
     'cpu_small': dict(name='cpu_small', model='unet', geometry='pad112', channels_last='on', bs=16, lr=3e-3, aug_affine_p=0.,
-                      schedule='recipe', warmup_epochs=16, lovasz_epochs=0, n_cycles=1, cycle_len=48, swa=True, folds=[0]),
+                      schedule='recipe', warmup_epochs=16, lovasz_epochs=0, n_cycles=1, cycle_len=48, swa=True, folds=[0],
+                      empty_frac=0.5, valid_every=4),
     # the `make demo` config: a tiny model that learns the synthetic data within about two minutes on a CPU
     'demo': dict(name='demo', model='tiny', geometry='resize64', channels_last='on', bs=16, lr=5e-3, schedule='one_cycle',
                  epochs=12, loss='bce_dice', folds=[0], tta=True),
@@ -269,8 +270,8 @@ def train_fold(data: TileSet, folds: np.ndarray, fold: int, cfg: RunConfig, run_
     curves = [c.curve for c in learn.cbs if isinstance(c, ScoreCurve)]
     return dict(fold=fold, valid=valid, probs=probs, cls_probs=cls, score=float(score), checkpoint=ck, curve=curves[0] if curves else None,
                 n_train=n_tr, n_valid=len(valid), epochs=len(vals), seconds=round(time.time() - t0, 1),
-                train_img_per_s=round(n_tr * len(vals) / max(t_fit, 1e-9), 1),
-                best_epoch_score=float(max(v[2] for v in vals)) if vals else None)
+                train_img_per_s=round(dls.train.n * len(vals) / max(t_fit, 1e-9), 1),
+                best_epoch_score=max((float(v[2]) for v in vals if v[2] is not None), default=None))
 
 # %% ../nbs/08_train.ipynb #689dafb8
 def _oof(done: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -376,7 +377,7 @@ def train_full(data: TileSet, cfg: RunConfig, run_dir, postprocess=None, device=
     m = dict(name=cfg.name, model=cfg.model, geometry=cfg.geometry, schedule=cfg.schedule, epochs=schedule_epochs(cfg),
              full=True, n_train=len(data), seconds=secs, checkpoint=final_checkpoint(rd.path, 0),
              postprocess_from=None if postprocess is None else str(postprocess), postprocess_tuned=pp is not None,
-             train_img_per_s=round(len(data) * schedule_epochs(cfg) / max(secs, 1e-9), 1))
+             train_img_per_s=round(dls.train.n * schedule_epochs(cfg) / max(secs, 1e-9), 1))
     write_json(rd.metrics, m)
     print(f"trained on all {len(data)} labeled tiles: {m['epochs']} epochs in {secs / 60:.1f} min -> {m['checkpoint']}"
           + ('' if pp else '; post-processing NOT tuned (no --postprocess given): threshold 0.5'), flush=True)
@@ -405,7 +406,8 @@ def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, sk
     if len(data) < n_tr + n_va:                     # small datasets: repeat tiles, the speed is what matters here
         rep = np.resize(np.arange(len(data)), n_tr + n_va); data = data[rep]
     loss = cfg.lovasz_loss if cfg.schedule == 'recipe' else cfg.loss
-    dls = salt_dls(data.images[:n_tr + n_va], data.masks[:n_tr + n_va], None, np.arange(n_tr, n_tr + n_va), cfg, device=device)
+    dls = salt_dls(data.images[:n_tr + n_va], data.masks[:n_tr + n_va], None, np.arange(n_tr, n_tr + n_va),
+                   cfg.replace(empty_frac=1.), device=device)      # every timed batch is a full one
     with tempfile.TemporaryDirectory() as tmp:     # a run folder, so checkpoints and logs cost what they will cost
         learn = salt_learner(dls, cfg, loss=loss, run_dir=tmp, progress=False)
         learn.logger = lambda *a, **k: None
@@ -417,20 +419,28 @@ def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, sk
 def plan_epochs(cfg: RunConfig, n_train: int, n_valid: int, n_folds: int, seconds: float, speed: dict,
                 margin: float = 0.9) -> int:
     "The largest number of epochs such that `n_folds` folds (training, validation, OOF prediction) fit in `seconds`."
-    per_epoch = n_train * speed['train'] + n_valid * speed['valid'] + speed.get('epoch', 0.)
-    fixed = n_valid * speed['valid'] * (2 if cfg.tta else 1) + (n_train * speed['valid'] if cfg.swa and cfg.schedule != 'one_cycle' else 0)
+    vf = 1. if cfg.valid_every == 1 else (1 / cfg.valid_every if cfg.valid_every else 0.)   # share of epochs validated
+    per_epoch = n_train * speed['train'] + vf * n_valid * speed['valid'] + speed.get('epoch', 0.)
+    fixed = n_valid * speed['valid'] * ((2 if cfg.tta else 1) + (vf < 1))     # final prediction (+ the last validation)
+    if cfg.swa and cfg.schedule != 'one_cycle': fixed += n_train * speed['valid']   # BatchNorm refresh
     e = int((seconds * margin / max(n_folds, 1) - fixed) // max(per_epoch, 1e-9))
     if e < 1: raise ValueError(f"a budget of {seconds / 60:.1f} min is too short: one epoch of {n_folds} fold(s) takes "
                                f"about {n_folds * (per_epoch + fixed) / 60:.1f} min on {speed.get('device', 'this device')}")
     return e
 
 # %% ../nbs/08_train.ipynb #21a1c7e2
+def epoch_tiles(cfg: RunConfig, data: TileSet, n_valid: int) -> int:
+    "Tiles a training epoch draws: all but the `n_valid` held out, less the skipped empty ones if `cfg.empty_frac` < 1."
+    n = len(data) - n_valid
+    if cfg.empty_frac == 1: return n
+    return round(n * (1 - (1 - cfg.empty_frac) * float((~data.masks.any((1, 2))).mean())))   # the data's empty share
+
 def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minutes: float, t_start: float | None = None,
                device=None) -> RunConfig:
     "`cfg` with its schedule sized so that everything from `t_start` (default: now) ends within `minutes`."
     t_start = time.time() if t_start is None else t_start
     speed = measure_speed(data, cfg, device)
-    n_train = len(data) - n_valid
+    n_train = epoch_tiles(cfg, data, n_valid)
     tune = 5 + 3e-3 * n_valid * n_folds                  # post-processing grid search and file writing
     left = minutes * 60 - (time.time() - t_start) - tune
     e = rank0_value(plan_epochs(cfg, n_train, n_valid, n_folds, left, speed))   # data-parallel: rank 0's plan for all

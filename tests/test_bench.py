@@ -34,3 +34,16 @@ def test_time_to_score_learning_curve(tmp_path, data):
 def test_time_to_score_bad_drop(tmp_path, data, bad):
     r = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'x', '--drop-folds', bad)
     assert r.returncode != 0 and f"folds 1-4, got '{bad}'" in r.stderr
+
+
+def test_reference_unet(tmp_path, data):
+    "The plain-PyTorch reference of the training issue (bench/reference_unet.py) trains and scores fold 0."
+    run = lambda *a: subprocess.run([sys.executable, str(REPO/'bench'/'reference_unet.py'), '--data', data, *map(str, a)],
+                                    capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+    r = run('--epochs', 2, '--bs', 4, '--out', tmp_path/'ref')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads((tmp_path/'ref'/'result.json').read_text())
+    assert res['epochs'] == 2 and res['n_train'] + res['n_valid'] == 24 and res['n_valid'] > 0
+    assert [c['epoch'] for c in res['curve']] == [1, 2] and all(0 <= c['score_tuned'] <= 1 for c in res['curve'])
+    bad = run('--epochs', 1, '--bs', 64, '--out', tmp_path/'bad')
+    assert bad.returncode != 0 and 'make no batch of 64' in bad.stderr

@@ -85,7 +85,7 @@ def main(argv=None):
             t = time.perf_counter(); step(tr[i * a.bs:(i + 1) * a.bs], bce_dice); ts_.append(time.perf_counter() - t)
         per_epoch = np.median(ts_[3:]) * n_batches + 0.003 * len(va)
         epochs = max(1, int((a.minutes * 60 * 0.97 - (time.time() - t0)) // per_epoch))
-        model = RefUNet().to(memory_format=torch.channels_last); torch.manual_seed(a.seed)
+        torch.manual_seed(a.seed); model = RefUNet().to(memory_format=torch.channels_last)   # a fresh start after the probe
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr)
         print(f"measured {a.bs / np.median(ts_[3:]):.0f} img/s -> {epochs} epochs", flush=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=epochs * n_batches)

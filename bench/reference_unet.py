@@ -5,7 +5,7 @@ The training issue quotes a reference measured with a plain PyTorch script (not 
 TTA; about 74 img/s on the 2 cores, 0.796 on 1000 held-out tiles after a complete 20-minute schedule. Its split is
 unknown, so its scores cannot be compared with ours directly. This script trains that recipe on fold 0 of
 `salt_nb.train.make_folds(5, seed 42)` (2400 / 600 tiles, the split of `bench/time_to_score.py`), with its own loop,
-model and optimiser; only the data loading, the Lovasz formula and the scoring come from salt_nb.
+model and optimiser; only the data loading, the two loss formulas and the scoring come from salt_nb.
 
     python bench/reference_unet.py --minutes 20 --out runs/ref20
 
@@ -20,12 +20,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_models import RefUNet
 
 
-def bce_dice(x, y):
-    p = torch.sigmoid(x).flatten(1); t = y.flatten(1)
-    dice = (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
-    return F.binary_cross_entropy_with_logits(x, y) + (1 - dice).mean()
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--minutes', type=float, default=20, help='wall-clock budget of the whole schedule')
@@ -36,7 +30,7 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0)
     a = p.parse_args(argv)
     from salt_nb.data import load_tgs, find_tgs
-    from salt_nb.losses import lovasz_hinge
+    from salt_nb.losses import lovasz_hinge, bce_dice_loss as bce_dice
     from salt_nb.metrics import competition_metric
     from salt_nb.inference import tune_postprocess
     from salt_nb.train import make_folds

@@ -419,7 +419,7 @@ def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, sk
 def plan_epochs(cfg: RunConfig, n_train: int, n_valid: int, n_folds: int, seconds: float, speed: dict,
                 margin: float = 0.9) -> int:
     "The largest number of epochs such that `n_folds` folds (training, validation, OOF prediction) fit in `seconds`."
-    vf = 1. if cfg.valid_every == 1 else (1 / cfg.valid_every if cfg.valid_every else 0.)   # share of epochs validated
+    vf = 1 / cfg.valid_every if cfg.valid_every else 0.     # share of epochs validated
     per_epoch = n_train * speed['train'] + vf * n_valid * speed['valid'] + speed.get('epoch', 0.)
     fixed = n_valid * speed['valid'] * ((2 if cfg.tta else 1) + (vf < 1))     # final prediction (+ the last validation)
     if cfg.swa and cfg.schedule != 'one_cycle': fixed += n_train * speed['valid']   # BatchNorm refresh
@@ -431,9 +431,8 @@ def plan_epochs(cfg: RunConfig, n_train: int, n_valid: int, n_folds: int, second
 # %% ../nbs/08_train.ipynb #21a1c7e2
 def epoch_tiles(cfg: RunConfig, data: TileSet, n_valid: int) -> int:
     "Tiles a training epoch draws: all but the `n_valid` held out, less the skipped empty ones if `cfg.empty_frac` < 1."
-    n = len(data) - n_valid
-    if cfg.empty_frac == 1: return n
-    return round(n * (1 - (1 - cfg.empty_frac) * float((~data.masks.any((1, 2))).mean())))   # the data's empty share
+    empty_share = float((~data.masks.any((1, 2))).mean())
+    return round((len(data) - n_valid) * (1 - (1 - cfg.empty_frac) * empty_share))
 
 def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minutes: float, t_start: float | None = None,
                device=None) -> RunConfig:

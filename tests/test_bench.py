@@ -1,4 +1,4 @@
-"The time-to-score benchmark script (bench/time_to_score.py) end to end on a tiny synthetic folder, as a subprocess."
+"The benchmark scripts bench/time_to_score.py and bench/reference_unet.py end to end on a tiny synthetic folder, as subprocesses."
 import json, os, subprocess, sys
 import pytest, yaml
 

@@ -113,11 +113,13 @@ class SaltDL(TfmdDL):
         "Batch structure without running the pipeline (which would draw random numbers and upset resumed runs)."
         self._n_inp, self._types = 1, {tuple: [TensorSeismic, TensorSaltMask]}
 
-    def subsample_empty(self, frac: float):
-        "From now on, each pass draws every tile with salt and a fresh random `frac` of the empty tiles (`len` follows)."
-        has_salt = self.dataset.masks.flatten(1).any(1).cpu().numpy()
-        self.salt_idx, self.empty_idx = np.flatnonzero(has_salt).tolist(), np.flatnonzero(~has_salt).tolist()
-        self.n_empty = round(frac * len(self.empty_idx))
+    def set_sampling(self, empty_frac: float = 1., small_repeat: int = 1, small_cov: float = 0.1):
+        "From now on, each pass draws every tile with salt (`small_repeat` times those with salt on less than `small_cov`"
+        " of the tile) and a fresh random `empty_frac` of the empty tiles (`len` follows)."
+        cov = self.dataset.masks.flatten(1).float().mean(1).cpu().numpy()
+        small = np.flatnonzero((cov > 0) & (cov < small_cov)).tolist()
+        self.salt_idx, self.empty_idx = np.flatnonzero(cov > 0).tolist() + small * (small_repeat - 1), np.flatnonzero(cov == 0).tolist()
+        self.n_empty = round(empty_frac * len(self.empty_idx))
         self.n = len(self.salt_idx) + self.n_empty
         return self
 
@@ -157,7 +159,8 @@ def salt_dls(images, masks, depths=None, valid_idx=None, cfg: RunConfig | None =
     kw = dict(num_workers=nw, device=device, pin_memory=device.type == 'cuda' and not on_device)
     trn = SaltDL(dss[0], bs=bs, shuffle=True, drop_last=len(tr) > bs, after_batch=tfms(True),
                  after_item=[AlbuTransform.from_config(cfg)] if augment == 'item' else None, **kw)
-    if cfg.empty_frac < 1: trn.subsample_empty(cfg.empty_frac); trn.drop_last = trn.n > bs
+    if cfg.empty_frac < 1 or cfg.small_repeat > 1:
+        trn.set_sampling(cfg.empty_frac, cfg.small_repeat, cfg.small_cov); trn.drop_last = trn.n > bs
     val = SaltDL(dss[1], bs=bs, shuffle=False, drop_last=False, after_batch=tfms(False), **kw)
     return DataLoaders(trn, val, device=device)
 

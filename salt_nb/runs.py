@@ -59,6 +59,9 @@ class RunConfig:
     num_threads: int | None = None
     # share of the empty (no-salt) training tiles drawn each epoch, a fresh random subset every epoch (1: all of them)
     empty_frac: float = 1.0
+    # tiles with salt on less than `small_cov` of their area are drawn `small_repeat` times per training epoch
+    small_repeat: int = 1
+    small_cov: float = 0.1
     # augmentation (salt_nb.augment): 'batch' (tensor ops on whole batches), 'item' (albumentations), 'none'
     augment: str = 'batch'
     aug_flip: float = 0.5
@@ -107,6 +110,8 @@ class RunConfig:
         if self.bs < 1: raise ValueError(f"config field 'bs': {self.bs} must be >= 1")
         if self.img_std <= 0: raise ValueError(f"config field 'img_std': {self.img_std} must be > 0")
         if not 0 < self.empty_frac <= 1: raise ValueError(f"config field 'empty_frac': {self.empty_frac} must be in (0, 1]")
+        if self.small_repeat < 1: raise ValueError(f"config field 'small_repeat': {self.small_repeat} must be >= 1")
+        if not 0 < self.small_cov <= 1: raise ValueError(f"config field 'small_cov': {self.small_cov} must be in (0, 1]")
         if self.valid_every < 0: raise ValueError(f"config field 'valid_every': {self.valid_every} must be >= 0")
 
     @property

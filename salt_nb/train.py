@@ -430,9 +430,10 @@ def plan_epochs(cfg: RunConfig, n_train: int, n_valid: int, n_folds: int, second
 
 # %% ../nbs/08_train.ipynb #21a1c7e2
 def epoch_tiles(cfg: RunConfig, data: TileSet, n_valid: int) -> int:
-    "Tiles a training epoch draws: all but the `n_valid` held out, less the skipped empty ones if `cfg.empty_frac` < 1."
-    empty_share = float((~data.masks.any((1, 2))).mean())
-    return round((len(data) - n_valid) * (1 - (1 - cfg.empty_frac) * empty_share))
+    "Tiles a training epoch draws: all but the `n_valid` held out, less the skipped empty ones, plus the repeated small masks."
+    cov = data.masks.mean((1, 2))
+    empty, small = float((cov == 0).mean()), float(((cov > 0) & (cov < cfg.small_cov)).mean())
+    return round((len(data) - n_valid) * (1 - (1 - cfg.empty_frac) * empty + (cfg.small_repeat - 1) * small))
 
 def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minutes: float, t_start: float | None = None,
                device=None) -> RunConfig:

@@ -8,8 +8,8 @@ from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['MASK_LOSSES', 'unpack_output', 'lovasz_hinge', 'symmetric_lovasz', 'bce_loss', 'soft_dice_loss', 'bce_dice_loss',
-           'focal_loss', 'SaltLoss']
+__all__ = ['MASK_LOSSES', 'unpack_output', 'lovasz_hinge', 'lovasz_elu', 'symmetric_lovasz', 'bce_loss', 'soft_dice_loss',
+           'bce_dice_loss', 'focal_loss', 'SaltLoss']
 
 # %% ../nbs/04_losses.ipynb #7ee1b384
 def unpack_output(out) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
@@ -29,8 +29,9 @@ def _flat(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tor
     return logits.reshape(len(logits), -1), (target.reshape(len(target), -1) > 0.5).to(logits.dtype)
 
 # %% ../nbs/04_losses.ipynb #a0b02a1b
-def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor, per_image: bool = True, elu: bool = False) -> torch.Tensor:
     "Lovasz hinge loss of mask logits (B, ...) against 0/1 targets, per image (batched, no loop) then averaged."
+    " With `elu` the sorted errors are weighted by elu(e) + 1 instead of relu(e) (`lovasz_elu`)."
     x, y = _flat(logits, target)
     if not per_image: x, y = x.reshape(1, -1), y.reshape(1, -1)
     errors = 1.0 - x * (2.0 * y - 1.0)
@@ -39,7 +40,13 @@ def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor, per_image: bool = T
     gts = gt.sum(1, keepdim=True)
     jaccard = 1.0 - (gts - gt.cumsum(1)) / (gts + (1.0 - gt).cumsum(1))  # union >= 1 at every position
     grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)
-    return (F.relu(errors_sorted) * grad).sum(1).mean()
+    w = F.elu(errors_sorted) + 1 if elu else F.relu(errors_sorted)
+    return (w * grad).sum(1).mean()
+
+# %% ../nbs/04_losses.ipynb #6e2f47a7
+def lovasz_elu(logits: torch.Tensor, target: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+    "The Lovasz hinge with elu(e) + 1 in place of relu(e): pixels beyond the margin keep a small gradient."
+    return lovasz_hinge(logits, target, per_image, elu=True)
 
 # %% ../nbs/04_losses.ipynb #033b5179
 def symmetric_lovasz(logits: torch.Tensor, target: torch.Tensor, per_image: bool = True) -> torch.Tensor:
@@ -78,7 +85,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, a
     return (w * bce).mean()
 
 # %% ../nbs/04_losses.ipynb #97a3aaa8
-MASK_LOSSES = dict(lovasz=lovasz_hinge, symmetric_lovasz=symmetric_lovasz, bce=bce_loss, dice=soft_dice_loss,
+MASK_LOSSES = dict(lovasz=lovasz_hinge, lovasz_elu=lovasz_elu, symmetric_lovasz=symmetric_lovasz, bce=bce_loss, dice=soft_dice_loss,
                    bce_dice=bce_dice_loss, focal=focal_loss)  # mask losses by name, for configs and `SaltLoss`
 
 # %% ../nbs/04_losses.ipynb #781b84a8

@@ -12,7 +12,7 @@ from .data import TILE, SaltData, TileSet, coverage, coverage_class, is_vertical
 from .metrics import precision_iou, iou_per_image, competition_metric
 from .eda import overlay, agg_backend
 from .runs import RunDir
-from .inference import apply_postprocess, postprocess_grid, load_postprocess, THRESHOLDS, MIN_AREAS
+from .inference import as_float, apply_postprocess, postprocess_grid, load_postprocess, THRESHOLDS, MIN_AREAS
 import torch
 from plum import dispatch
 from fastai.interpret import Interpretation, plot_top_losses
@@ -126,6 +126,7 @@ def error_table(ids, probs, truths, images=None, depths=None, threshold: float =
     if folds is not None: df['fold'] = np.asarray(folds)
     df['prob_max'] = probs.reshape(n, -1).max(1).astype(np.float32)
     df['prob_mean'] = probs.reshape(n, -1).mean(1, dtype=np.float32)
+    df['undecided'] = (np.abs(as_float(probs) - .5) < .005).reshape(n, -1).mean(1) > .5   # logit ~0 on most of the tile
     if cls_probs is not None: df['cls_prob'] = np.asarray(cls_probs, np.float32)
     df['error'] = pd.Categorical(error_types(score, df.empty_truth, df.empty_pred), ERROR_TYPES)
     df.attrs.update(threshold=threshold, min_area=min_area, cls_threshold=cls_threshold)

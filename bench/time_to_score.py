@@ -50,7 +50,7 @@ def main(argv=None):
     sd = load_tgs(data, progress=False)
     ts = sd.train
     over = {k: yaml.safe_load(v) for k, v in (s.split('=', 1) for s in a.set)}
-    cfg = get_config(a.config, folds=[0], n_folds=5, seed=42, **over)
+    cfg = get_config(a.config, **{'folds': [0], 'n_folds': 5, 'seed': 42, **over})   # --set seed=N: another training seed, same split
     folds = make_folds(ts, 5, 42, read_groups(a.groups, ts.ids) if a.groups else None)
     n_valid = int((folds == 0).sum())
     drop = [k.strip() for k in a.drop_folds.split(',') if k.strip()]

@@ -1,6 +1,6 @@
 "The benchmark scripts bench/time_to_score.py and bench/reference_unet.py end to end on a tiny synthetic folder, as subprocesses."
 import json, os, subprocess, sys
-import pytest, yaml
+import numpy as np, pytest, yaml
 
 from conftest import REPO, cli_env, tiny_synth
 
@@ -28,6 +28,11 @@ def test_time_to_score_learning_curve(tmp_path, data):
     assert b['drop_folds'] == [1] and a['drop_folds'] == []
     assert b['n_valid'] == a['n_valid'] and 0 < b['n_train'] < a['n_train']   # same held-out tiles, fewer to train on
     assert 0 <= b['final']['score_tuned'] <= 1
+    seed = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'seed', '--set', 'seed=7')
+    assert seed.returncode == 0, seed.stdout[-2000:] + seed.stderr[-2000:]
+    c = json.loads((tmp_path/'seed'/'time_to_score.json').read_text())
+    ids = lambda d: np.load(tmp_path/d/'oof.npz')['ids'].tolist()
+    assert (c['config']['seed'], a['config']['seed']) == (7, 42) and ids('seed') == ids('all')   # another seed, same split
 
 
 @pytest.mark.parametrize('bad', ['0', 'one'])

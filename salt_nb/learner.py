@@ -114,8 +114,7 @@ class SaltDL(TfmdDL):
         self._n_inp, self._types = 1, {tuple: [TensorSeismic, TensorSaltMask]}
 
     def set_sampling(self, empty_frac: float = 1., small_repeat: int = 1, small_cov: float = 0.1):
-        "From now on, each pass draws every tile with salt (`small_repeat` times those with salt on less than `small_cov`"
-        " of the tile) and a fresh random `empty_frac` of the empty tiles (`len` follows)."
+        "Each pass from now on: every salt tile (`small_repeat` times if under `small_cov`), a random `empty_frac` of the empty ones."
         cov = self.dataset.masks.flatten(1).float().mean(1).cpu().numpy()
         small = np.flatnonzero((cov > 0) & (cov < small_cov)).tolist()
         self.salt_idx, self.empty_idx = np.flatnonzero(cov > 0).tolist() + small * (small_repeat - 1), np.flatnonzero(cov == 0).tolist()

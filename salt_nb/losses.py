@@ -30,8 +30,7 @@ def _flat(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tor
 
 # %% ../nbs/04_losses.ipynb #a0b02a1b
 def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor, per_image: bool = True, elu: bool = False) -> torch.Tensor:
-    "Lovasz hinge loss of mask logits (B, ...) against 0/1 targets, per image (batched, no loop) then averaged."
-    " With `elu` the sorted errors are weighted by elu(e) + 1 instead of relu(e) (`lovasz_elu`)."
+    "Lovasz hinge of mask logits (B, ...) against 0/1 targets, per image (batched) then averaged; `elu`: elu(e) + 1 for relu(e)."
     x, y = _flat(logits, target)
     if not per_image: x, y = x.reshape(1, -1), y.reshape(1, -1)
     errors = 1.0 - x * (2.0 * y - 1.0)

@@ -29,6 +29,7 @@ from .models import add_depth_channels
 from .augment import AlbuTransform, aug_kwargs, batch_augment
 from .losses import SaltLoss, unpack_output
 from .metrics import SaltMetric
+from .data import coverage
 
 # %% auto #0
 __all__ = ['TensorSeismic', 'TensorSaltMask', 'TileArrays', 'PrepareBatch', 'BatchAugment', 'AddChannels', 'SaltDL', 'salt_dls',
@@ -115,7 +116,7 @@ class SaltDL(TfmdDL):
 
     def set_sampling(self, empty_frac: float = 1., small_repeat: int = 1, small_cov: float = 0.1):
         "Each pass from now on: every salt tile (`small_repeat` times if under `small_cov`), a random `empty_frac` of the empty ones."
-        cov = self.dataset.masks.flatten(1).float().mean(1).cpu().numpy()
+        cov = coverage(self.dataset.masks.cpu().numpy())
         small = np.flatnonzero((cov > 0) & (cov < small_cov)).tolist()
         self.salt_idx, self.empty_idx = np.flatnonzero(cov > 0).tolist() + small * (small_repeat - 1), np.flatnonzero(cov == 0).tolist()
         self.n_empty = round(empty_frac * len(self.empty_idx))

@@ -14,7 +14,7 @@ from fastcore.script import call_parse, Param
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
-from .data import TileSet, load_tgs, coverage_class, stratified_folds, grouped_folds
+from .data import TileSet, load_tgs, coverage, coverage_class, stratified_folds, grouped_folds
 from .metrics import competition_metric
 from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json
 from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback
@@ -431,7 +431,7 @@ def plan_epochs(cfg: RunConfig, n_train: int, n_valid: int, n_folds: int, second
 # %% ../nbs/08_train.ipynb #21a1c7e2
 def epoch_tiles(cfg: RunConfig, data: TileSet, n_valid: int) -> int:
     "Tiles a training epoch draws: all but the `n_valid` held out, less the skipped empty ones, plus the repeated small masks."
-    cov = data.masks.mean((1, 2))
+    cov = coverage(data.masks)
     empty, small = float((cov == 0).mean()), float(((cov > 0) & (cov < cfg.small_cov)).mean())
     return round((len(data) - n_valid) * (1 - (1 - cfg.empty_frac) * empty + (cfg.small_repeat - 1) * small))
 

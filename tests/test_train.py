@@ -57,9 +57,9 @@ def test_kfold_end_to_end(tmp_path, data, config):
 
 def test_full_and_minutes(tmp_path, data, config):
     out = tmp_path/'full'
-    r = run(tmp_path, data, '--out', out, '--config', config, '--full', '--minutes', 0.25, '--quiet')
+    r = run(tmp_path, data, '--out', out, '--config', config, '--full', '--minutes', 0.5, '--quiet')
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert 'budget 0.25 min' in r.stdout
+    assert 'budget 0.5 min' in r.stdout
     assert (out/'checkpoints'/'fold0_best.pth').exists() and (out/'postprocess.json').exists()
     m = json.loads((out/'metrics.json').read_text())
     assert m['full'] and not m['postprocess_tuned']

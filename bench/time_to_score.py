@@ -83,7 +83,8 @@ def main(argv=None):
     wall = time.time() - t0
     res = dict(config=cfg.to_dict(), budget_minutes=None if a.epochs else a.minutes, wall_minutes=round(wall / 60, 2),
                curve=f0.get('curve'), final=dict(score_t05=f0['score'], score_tuned=m['oof']['score_tuned'],
-                                                  postprocess=m['oof']['postprocess'], model=str(f0['checkpoint'])),
+                                                  score_cv_tuned=m['oof']['score_cv_tuned'], postprocess=m['oof']['postprocess'],
+                                                  model=str(f0['checkpoint'])),
                groups=a.groups, drop_folds=drop, pseudo=a.pseudo, n_pseudo=n_pseudo, train_img_per_s=f0['train_img_per_s'], epochs=f0['epochs'], n_train=f0['n_train'], n_valid=f0['n_valid'],
                device=str(dev), gpu=torch.cuda.get_device_name() if dev.type == 'cuda' else None,
                peak_gpu_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == 'cuda' else None,
@@ -94,7 +95,8 @@ def main(argv=None):
     for r in res['curve'] or []:
         print(f"{r['minutes']:9.2f} {r['epoch']:5d} {'end' if r['stage_end'] else '':>5} {r['score_t05']:12.4f} {r['score']:12.4f} {r['threshold']:5.2f}")
     print(f"final model ({Path(f0['checkpoint']).name}): {f0['score']:.4f} at threshold 0.5, {m['oof']['score_tuned']:.4f} tuned "
-          f"(threshold {m['oof']['postprocess']['threshold']}, min_area {m['oof']['postprocess']['min_area']}); "
+          f"(threshold {m['oof']['postprocess']['threshold']}, min_area {m['oof']['postprocess']['min_area']}), "
+          f"{m['oof']['score_cv_tuned']:.4f} cross-validated tuned; "
           f"{f0['train_img_per_s']:.1f} train img/s over the run (validation included); wall {wall / 60:.1f} min"
           + (f"; peak GPU memory {res['peak_gpu_mem_gb']} GB" if res['peak_gpu_mem_gb'] else ''))
     return res

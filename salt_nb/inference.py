@@ -17,10 +17,10 @@ from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkp
 
 # %% auto #0
 __all__ = ['THRESHOLDS', 'MIN_AREAS', 'CLS_THRESHOLDS', 'CHECKPOINT_KINDS', 'predict_probs', 'apply_postprocess',
-           'postprocess_grid', 'tune_postprocess', 'plot_threshold_curve', 'save_postprocess', 'load_postprocess',
-           'write_submission', 'Probs', 'as_float', 'save_probs', 'load_probs', 'ensemble_probs', 'ensemble_gain',
-           'select_pseudo_labels', 'pseudo_extra', 'with_pseudo', 'fold_checkpoints', 'resolve_models', 'salt_predict',
-           'predict_submission']
+           'postprocess_grid', 'tune_postprocess', 'plot_threshold_curve', 'cv_tuned_score', 'save_postprocess',
+           'load_postprocess', 'write_submission', 'Probs', 'as_float', 'save_probs', 'load_probs', 'ensemble_probs',
+           'ensemble_gain', 'select_pseudo_labels', 'pseudo_extra', 'with_pseudo', 'fold_checkpoints', 'resolve_models',
+           'salt_predict', 'predict_submission']
 
 # %% ../nbs/10_inference.ipynb #7b8b4dac
 def _predict_batch(model, xb: torch.Tensor, cfg: RunConfig, tta: bool, bf16: bool = False, channels_last: bool = False):
@@ -145,8 +145,8 @@ CLS_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)  # "has salt" gating 
 
 # %% ../nbs/10_inference.ipynb #fe3d20b5
 def postprocess_grid(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, min_areas=MIN_AREAS,
-                     cls_thresholds=CLS_THRESHOLDS) -> tuple[np.ndarray, dict]:
-    "Mean competition score (T, A, C) over the grid of thresholds x min areas x gating (`None` first), and the axes."
+                     cls_thresholds=CLS_THRESHOLDS, per_tile: bool = False) -> tuple[np.ndarray, dict]:
+    "Mean competition score (T, A, C) over the grid of thresholds x min areas x gating (`None` first) (or per tile: (T, A, C, N)), and the axes."
     probs, truths = np.asarray(oof_probs), np.asarray(truths, bool)
     if probs.shape != truths.shape or probs.ndim != 3:
         raise ValueError(f"oof_probs {probs.shape} and truths {truths.shape} must be the same (N, H, W) shape")
@@ -158,12 +158,13 @@ def postprocess_grid(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, m
         if cls_probs.shape != (len(probs),): raise ValueError(f"cls_probs has shape {cls_probs.shape}, expected ({len(probs)},)")
         keep_c[1:] = cls_probs[None] >= np.array(cls_axis[1:], np.float32)[:, None]
     empty_score = (np.count_nonzero(truths, axis=(1, 2)) == 0).astype(np.float64)
-    out = np.zeros((len(thresholds), len(areas), len(cls_axis)))
+    out = np.zeros((len(thresholds), len(areas), len(cls_axis)) + ((len(probs),) if per_tile else ()), np.float32 if per_tile else float)
     for i, t in enumerate(thresholds):
         pred = probs > _prob_threshold(probs, t)
         s, n_p = precision_iou(pred, truths), np.count_nonzero(pred, axis=(1, 2))
         keep = (n_p[None, None] >= areas[:, None, None]) & keep_c[None]  # (A, C, N)
-        out[i] = np.where(keep, s, empty_score).mean(-1)
+        s = np.where(keep, s, empty_score)
+        out[i] = s if per_tile else s.mean(-1)
     return out, dict(threshold=np.asarray(thresholds, float), min_area=areas, cls_threshold=cls_axis)
 
 # %% ../nbs/10_inference.ipynb #4a8f958b
@@ -171,12 +172,15 @@ def tune_postprocess(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, m
                      cls_thresholds=CLS_THRESHOLDS) -> dict:
     "Best `dict(threshold, min_area, cls_threshold, score_oof)` on out-of-fold probabilities (grid search)."
     grid, ax = postprocess_grid(oof_probs, truths, cls_probs, thresholds, min_areas, cls_thresholds)
-    best = grid.max()
-    cand = np.argwhere(grid >= best - 1e-12)
-    cls_key = lambda c: -1.0 if ax['cls_threshold'][c] is None else ax['cls_threshold'][c]
-    i, a, c = min(cand, key=lambda k: (abs(ax['threshold'][k[0]] - 0.5), ax['min_area'][k[1]], cls_key(k[2])))
+    i, a, c = _best_cell(grid, ax)
     return dict(threshold=float(ax['threshold'][i]), min_area=int(ax['min_area'][a]),
-                cls_threshold=ax['cls_threshold'][c], score_oof=float(best))
+                cls_threshold=ax['cls_threshold'][c], score_oof=float(grid[i, a, c]))
+
+def _best_cell(grid: np.ndarray, ax: dict) -> tuple[int, int, int]:
+    "Index (t, a, c) of the best grid cell, ties broken toward threshold 0.5, the smallest min area, then no gating."
+    cand = np.argwhere(grid >= grid.max() - 1e-12)
+    cls_key = lambda c: -1.0 if ax['cls_threshold'][c] is None else ax['cls_threshold'][c]
+    return tuple(int(v) for v in min(cand, key=lambda k: (abs(ax['threshold'][k[0]] - 0.5), ax['min_area'][k[1]], cls_key(k[2]))))
 
 # %% ../nbs/10_inference.ipynb #098f354f
 def plot_threshold_curve(grid: np.ndarray, axes: dict, ax=None):
@@ -189,6 +193,20 @@ def plot_threshold_curve(grid: np.ndarray, axes: dict, ax=None):
     i = grid.max((1, 2)).argmax(); ax.axvline(t[i], color='gray', lw=.5)
     ax.set_xlabel('threshold'); ax.set_ylabel('OOF score'); ax.legend(); ax.grid(alpha=.3)
     return ax
+
+# %% ../nbs/10_inference.ipynb #5fb67b98
+def cv_tuned_score(oof_probs, truths, cls_probs=None, n_repeats: int = 10, seed: int = 0, **grid_kw) -> dict:
+    "Score of post-processing tuned on one random half of the tiles and applied to the other, both ways, over `n_repeats` halvings."
+    per, ax = postprocess_grid(oof_probs, truths, cls_probs, per_tile=True, **grid_kw)
+    shape, n = per.shape[:3], per.shape[-1]
+    if n < 2: raise ValueError(f"cv_tuned_score needs at least 2 tiles, got {n}")
+    tenths, rng, scores = np.rint(per * 10).astype(np.uint8).reshape(-1, n), np.random.default_rng(seed), []
+    for _ in range(n_repeats):
+        perm = rng.permutation(n)
+        for a, b in ((perm[:n // 2], perm[n // 2:]), (perm[n // 2:], perm[:n // 2])):
+            k = _best_cell((tenths[:, a].sum(1, dtype=np.int64) / (10 * len(a))).reshape(shape), ax)
+            scores.append(tenths[np.ravel_multi_index(k, shape), b].sum(dtype=np.int64) / (10 * len(b)))
+    return dict(score=float(np.mean(scores)), std=float(np.std(scores)), n_splits=len(scores))
 
 # %% ../nbs/10_inference.ipynb #a5af6c91
 def save_postprocess(params: dict, path) -> Path:

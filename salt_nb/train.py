@@ -18,7 +18,7 @@ from .data import TileSet, load_tgs, coverage, coverage_class, stratified_folds,
 from .metrics import competition_metric
 from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json
 from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback
-from .inference import predict_probs, tune_postprocess, save_postprocess, load_postprocess, save_probs
+from .inference import predict_probs, tune_postprocess, cv_tuned_score, save_postprocess, load_postprocess, save_probs
 
 # %% auto #0
 __all__ = ['PRESETS', 'get_config', 'make_folds', 'schedule_epochs', 'scale_schedule', 'world_size', 'rank', 'init_distrib',
@@ -289,7 +289,7 @@ def summary_table(metrics: dict) -> pd.DataFrame:
     if metrics.get('oof'):
         o = metrics['oof']
         rows.append(dict(fold='OOF', n_valid=o['n'], epochs=None, minutes=round(metrics['seconds'] / 60, 1),
-                         score_t05=o['score_t05'], best_epoch=None, tuned=o['score_tuned']))
+                         score_t05=o['score_t05'], best_epoch=None, tuned=o['score_tuned'], cv_tuned=o.get('score_cv_tuned')))
     return pd.DataFrame(rows).set_index('fold')
 
 # %% ../nbs/08_train.ipynb #a585498d
@@ -336,11 +336,12 @@ def train_kfold(data: TileSet, cfg: RunConfig, run_dir, folds=None, fold_ids=Non
     pp = tune_postprocess(probs, data.masks[idx], cls)
     save_postprocess(pp, rd.path)
     oof = dict(n=len(idx), score_t05=float(competition_metric(probs > 0.5, data.masks[idx])), score_tuned=pp['score_oof'],
-               postprocess=pp)
+               score_cv_tuned=cv_tuned_score(probs, data.masks[idx], cls)['score'], postprocess=pp)
     m = _write_metrics(rd, cfg, results, oof, t0, folds)
     print(summary_table(m).to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"post-processing tuned on {len(idx)} OOF tiles: threshold {pp['threshold']}, min_area {pp['min_area']}, "
-          f"cls_threshold {pp['cls_threshold']} -> {pp['score_oof']:.4f}", flush=True)
+          f"cls_threshold {pp['cls_threshold']} -> {pp['score_oof']:.4f} ({oof['score_cv_tuned']:.4f} when tuned on one half "
+          f"of the tiles and scored on the other)", flush=True)
     return m
 
 def _write_metrics(rd: RunDir, cfg: RunConfig, results, oof, t0, folds) -> dict:

@@ -27,7 +27,8 @@ def test_time_to_score_learning_curve(tmp_path, data):
     a, b = (json.loads((tmp_path/d/'time_to_score.json').read_text()) for d in ('all', 'part'))
     assert b['drop_folds'] == [1] and a['drop_folds'] == []
     assert b['n_valid'] == a['n_valid'] and 0 < b['n_train'] < a['n_train']   # same held-out tiles, fewer to train on
-    assert 0 <= b['final']['score_tuned'] <= 1
+    assert 0 <= b['final']['score_tuned'] <= 1 and 0 <= b['final']['score_cv_tuned'] <= 1
+    assert 'cross-validated tuned' in part.stdout
     seed = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'seed', '--set', 'seed=7')
     assert seed.returncode == 0, seed.stdout[-2000:] + seed.stderr[-2000:]
     c = json.loads((tmp_path/'seed'/'time_to_score.json').read_text())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_runs.ipynb #61fb7c0f
 from __future__ import annotations
-import os, json, difflib, dataclasses, importlib, re, types, typing
+import os, json, difflib, dataclasses, importlib, re, types, typing, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -300,8 +300,11 @@ def native_bf16() -> bool:
 def use_bf16(precision: str, device) -> bool:
     "Whether to run under bf16 autocast: 'bf16', 'fp32', or 'auto' (a GPU, or a CPU with native bf16)."
     if precision not in ('auto', 'bf16', 'fp32'): raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
-    if precision != 'auto': return precision == 'bf16'
     device = torch.device(device)
+    if precision == 'bf16' and device.type == 'cpu' and not native_bf16():
+        warnings.warn("precision 'bf16' on a CPU without native bf16 (AVX512-BF16 or AMX): autocast is emulated and "
+                      "trains up to 9x slower than float32; use precision 'auto' or 'fp32'", stacklevel=2)
+    if precision != 'auto': return precision == 'bf16'
     return device.type == 'cuda' or (device.type == 'cpu' and native_bf16())
 
 def use_channels_last(setting: str, device, bf16: bool) -> bool:

@@ -146,7 +146,7 @@ CLS_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)  # "has salt" gating 
 # %% ../nbs/10_inference.ipynb #fe3d20b5
 def postprocess_grid(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, min_areas=MIN_AREAS,
                      cls_thresholds=CLS_THRESHOLDS, per_tile: bool = False) -> tuple[np.ndarray, dict]:
-    "Mean competition score (T, A, C) over the grid of thresholds x min areas x gating (`None` first) (or per tile: (T, A, C, N)), and the axes."
+    "Mean competition score over thresholds x min areas x gatings (`None` first): (T, A, C), or (T, A, C, N) per tile; and the axes."
     probs, truths = np.asarray(oof_probs), np.asarray(truths, bool)
     if probs.shape != truths.shape or probs.ndim != 3:
         raise ValueError(f"oof_probs {probs.shape} and truths {truths.shape} must be the same (N, H, W) shape")

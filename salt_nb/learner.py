@@ -8,7 +8,7 @@ import os, random, tempfile
 from functools import partial
 from pathlib import Path
 import numpy as np
-import torch, torch.nn as nn
+import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastai.torch_core import TensorImageBW, TensorMask, to_float
 from fastai.data.core import TfmdDL, DataLoaders, show_batch, show_results
@@ -36,7 +36,7 @@ __all__ = ['TensorSeismic', 'TensorSaltMask', 'TileArrays', 'PrepareBatch', 'Bat
            'show_batch', 'show_results', 'SaltIoU', 'CPUAutocast', 'accel_callbacks', 'SaveBestCallback',
            'SaltCSVLogger', 'ResumeCallback', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'make_loss',
            'salt_learner', 'ValidEvery', 'SnapshotCallback', 'stage_fractions', 'sgdr_sched', 'fit_sgdr', 'swa_average',
-           'StageLossCallback', 'recipe_sched', 'fit_recipe']
+           'StageLossCallback', 'LowResWarmup', 'recipe_sched', 'fit_recipe']
 
 # %% ../nbs/06_learner.ipynb #674c1efb
 class TensorSeismic(TensorImageBW):
@@ -238,7 +238,7 @@ class SaltCSVLogger(CSVLogger):
         self.active = not (hasattr(self, 'gather_preds') or hasattr(self.learn, 'lr_finder'))
         if not self.active: return
         fn = self.path/self.fname
-        append = getattr(self.learn, 'start_epoch', 0) > 0 and fn.exists() and fn.stat().st_size > 0
+        append = getattr(self.learn, 'first_epoch', 0) > 0 and fn.exists() and fn.stat().st_size > 0
         fn.parent.mkdir(parents=True, exist_ok=True)
         self.file = fn.open('a' if append else 'w')
         if not append: self.file.write(','.join(self.recorder.metric_names) + '\n')
@@ -302,16 +302,16 @@ def _to_device(o, dev):
 # %% ../nbs/06_learner.ipynb #21ccadb8
 class SaltLearner(Learner):
     "A fastai `Learner` with `fit(..., resume=True)`, and the run config, fold and run folder it trains for."
-    start_epoch = 0
+    first_epoch = 0                     # not `start_epoch`: fastai's Recorder uses that name for a time
     def fit(self, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0, resume=False):
         "fastai's `fit`; `resume=True` continues from the saved state, if any (see `ResumeCallback`)."
         if resume and not start_epoch: start_epoch = resume_epoch(self, n_epoch)
-        self.start_epoch = start_epoch
+        self.first_epoch = start_epoch
         try: super().fit(n_epoch, lr=lr, wd=wd, cbs=cbs, reset_opt=reset_opt)
-        finally: self.start_epoch = 0
+        finally: self.first_epoch = 0
 
     def _do_fit(self):
-        for epoch in range(self.start_epoch, self.n_epoch):
+        for epoch in range(self.first_epoch, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, 'epoch', CancelEpochException)
 
@@ -442,6 +442,17 @@ class StageLossCallback(Callback):
     def before_epoch(self):
         self.learn.loss_func = [l for e, l in self.stages if e <= self.epoch][-1]
 
+class LowResWarmup(Callback):
+    "Progressive resizing: the first `epochs` training epochs see each batch resized to `size` (masks kept binary)."
+    order = 5                                               # after the loader's transforms, before autocast
+    def __init__(self, size: int, epochs: int): self.size, self.epochs = size, epochs
+    def before_batch(self):
+        if not self.training or self.epoch >= self.epochs or self.xb[0].shape[-1] == self.size: return
+        x, y = self.xb[0], self.yb[0]
+        x2, y2 = (F.interpolate(t, (self.size, self.size), mode='bilinear', antialias=True, align_corners=False) for t in (x, y))
+        if x.is_contiguous(memory_format=torch.channels_last): x2 = x2.contiguous(memory_format=torch.channels_last)
+        self.learn.xb, self.learn.yb = (TensorSeismic(x2),), (TensorSaltMask((y2 > 0.5).float()),)
+
 def recipe_sched(cfg: RunConfig):
     "The learning rate of `fit_recipe` as a function of the fit's progress, and the total number of epochs."
     w, l, c = cfg.warmup_epochs, cfg.lovasz_epochs, cfg.n_cycles * cfg.cycle_len
@@ -461,6 +472,7 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
     stages = [(0, make_loss(cfg, cfg.warmup_loss)), (cfg.warmup_epochs, make_loss(cfg, cfg.lovasz_loss))]
     rd, fold = getattr(learn, 'run_dir', None), getattr(learn, 'fold', 0)
     extra = [ParamScheduler({'lr': sched}), StageLossCallback(stages)]
+    if cfg.warmup_size and cfg.warmup_epochs: extra.append(LowResWarmup(cfg.warmup_size, cfg.warmup_epochs))
     if cfg.n_cycles:
         if rd is None: raise ValueError("fit_recipe saves snapshots: give salt_learner a run_dir")
         extra.append(SnapshotCallback(cfg.cycle_len, lambda j: rd.snap(fold, j), cfg, start=start))

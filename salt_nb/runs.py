@@ -83,6 +83,8 @@ class RunConfig:
     # the multi-stage recipe: BCE+Dice warm-up, then Lovasz, then `n_cycles` cosine cycles with snapshots
     warmup_epochs: int = 10
     warmup_loss: str = 'bce_dice'
+    # progressive resizing: the warm-up trains on batches resized to `warmup_size` pixels a side (0: the geometry's size)
+    warmup_size: int = 0
     lovasz_epochs: int = 10
     lovasz_loss: str = 'lovasz'
     n_cycles: int = 4
@@ -113,6 +115,9 @@ class RunConfig:
         if self.small_repeat < 1: raise ValueError(f"config field 'small_repeat': {self.small_repeat} must be >= 1")
         if not 0 < self.small_cov <= 1: raise ValueError(f"config field 'small_cov': {self.small_cov} must be in (0, 1]")
         if self.valid_every < 0: raise ValueError(f"config field 'valid_every': {self.valid_every} must be >= 0")
+        if self.warmup_size and not (32 <= self.warmup_size < self.geom.size and self.warmup_size % 8 == 0):
+            raise ValueError(f"config field 'warmup_size': {self.warmup_size} must be 0 or a multiple of 8 from 32 to "
+                             f"below the geometry's size ({self.geom.size} for {self.geometry!r})")
 
     @property
     def geom(self) -> Geometry: return Geometry.from_str(self.geometry)

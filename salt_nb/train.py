@@ -17,14 +17,15 @@ from fastai.torch_core import set_seed
 from .data import TileSet, load_tgs, coverage, coverage_class, stratified_folds, grouped_folds
 from .metrics import competition_metric
 from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json
-from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback
+from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback, LowResWarmup
 from .inference import predict_probs, tune_postprocess, cv_tuned_score, save_postprocess, load_postprocess, save_probs
 
 # %% auto #0
 __all__ = ['PRESETS', 'get_config', 'make_folds', 'schedule_epochs', 'scale_schedule', 'world_size', 'rank', 'init_distrib',
            'rank0_value', 'rank_run_dir', 'DataParallelTrainer', 'distrib_ctx', 'EpochLine', 'stage_ends', 'ScoreCurve',
            'final_checkpoint', 'train_fold', 'summary_table', 'train_kfold', 'train_full', 'measure_speed',
-           'plan_epochs', 'epoch_tiles', 'fit_budget', 'read_groups', 'train_run', 'salt_train']
+           'epoch_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs', 'fit_budget', 'read_groups', 'train_run',
+           'salt_train']
 
 # %% ../nbs/08_train.ipynb #261adc11
 PRESETS = {
@@ -401,27 +402,32 @@ class _BatchTimer(Callback):
         ts = self.t[training][self.skip:] or self.t[training]
         return float(np.median(ts)) if ts else 0.
 
-def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, skip: int = 3) -> dict:
-    "Seconds per tile of a training step and of a validation forward pass for `cfg` on this machine (median of `steps`)."
+def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, skip: int = 3, lowres: bool = False) -> dict:
+    "Seconds per tile of a training step (`lowres`: a warm-up step at `warmup_size`) and of a validation pass for `cfg` here."
     n_tr, n_va = cfg.bs * (steps + skip), cfg.bs * 2
     if len(data) < n_tr + n_va:                     # small datasets: repeat tiles, the speed is what matters here
         rep = np.resize(np.arange(len(data)), n_tr + n_va); data = data[rep]
-    loss = cfg.lovasz_loss if cfg.schedule == 'recipe' else cfg.loss
+    loss = (cfg.warmup_loss if lowres else cfg.lovasz_loss) if cfg.schedule == 'recipe' else cfg.loss
     dls = salt_dls(data.images[:n_tr + n_va], data.masks[:n_tr + n_va], None, np.arange(n_tr, n_tr + n_va),
                    cfg.replace(empty_frac=1.), device=device)      # every timed batch is a full one
     with tempfile.TemporaryDirectory() as tmp:     # a run folder, so checkpoints and logs cost what they will cost
         learn = salt_learner(dls, cfg, loss=loss, run_dir=tmp, progress=False)
         learn.logger = lambda *a, **k: None
         timer = _BatchTimer(skip)
-        learn.fit(1, cfg.lr / 10, cbs=[timer])
+        learn.fit(1, cfg.lr / 10, cbs=[timer] + ([LowResWarmup(cfg.warmup_size, 1)] if lowres else []))
     return dict(train=timer.per_item(True), valid=timer.per_item(False), epoch=max(timer.epoch_overhead, 0.),
                 device=str(dls.device), bs=cfg.bs, threads=torch.get_num_threads())
+
+def epoch_seconds(cfg: RunConfig, n_train: int, n_valid: int, speed: dict) -> float:
+    "Seconds an epoch costs on average: training, its share of validation (`valid_every`) and the rest."
+    vf = 1 / cfg.valid_every if cfg.valid_every else 0.     # share of epochs validated
+    return n_train * speed['train'] + vf * n_valid * speed['valid'] + speed.get('epoch', 0.)
 
 def plan_epochs(cfg: RunConfig, n_train: int, n_valid: int, n_folds: int, seconds: float, speed: dict,
                 margin: float = 0.9) -> int:
     "The largest number of epochs such that `n_folds` folds (training, validation, OOF prediction) fit in `seconds`."
-    vf = 1 / cfg.valid_every if cfg.valid_every else 0.     # share of epochs validated
-    per_epoch = n_train * speed['train'] + vf * n_valid * speed['valid'] + speed.get('epoch', 0.)
+    vf = 1 / cfg.valid_every if cfg.valid_every else 0.
+    per_epoch = epoch_seconds(cfg, n_train, n_valid, speed)
     fixed = n_valid * speed['valid'] * ((2 if cfg.tta else 1) + (vf < 1))     # final prediction (+ the last validation)
     if cfg.swa and cfg.schedule != 'one_cycle': fixed += n_train * speed['valid']   # BatchNorm refresh
     e = int((seconds * margin / max(n_folds, 1) - fixed) // max(per_epoch, 1e-9))
@@ -436,19 +442,28 @@ def epoch_tiles(cfg: RunConfig, data: TileSet, n_valid: int) -> int:
     empty, small = float((cov == 0).mean()), float(((cov > 0) & (cov < cfg.small_cov)).mean())
     return round((len(data) - n_valid) * (1 - (1 - cfg.empty_frac) * empty + (cfg.small_repeat - 1) * small))
 
+def lowres_epochs(cfg: RunConfig, epochs: int, ratio: float) -> int:
+    "Epochs of `cfg`'s shape that cost what `epochs` full ones do, when a (`warmup_size`) warm-up epoch costs `ratio` of one."
+    if not (cfg.schedule == 'recipe' and cfg.warmup_size and cfg.warmup_epochs): return epochs
+    return int(epochs / (1 - cfg.warmup_epochs / schedule_epochs(cfg) * (1 - ratio)))
+
 def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minutes: float, t_start: float | None = None,
                device=None) -> RunConfig:
     "`cfg` with its schedule sized so that everything from `t_start` (default: now) ends within `minutes`."
     t_start = time.time() if t_start is None else t_start
     speed = measure_speed(data, cfg, device)
-    n_train = epoch_tiles(cfg, data, n_valid)
+    n_train, ratio = epoch_tiles(cfg, data, n_valid), 1.
+    if cfg.schedule == 'recipe' and cfg.warmup_size and cfg.warmup_epochs:     # a warm-up epoch costs less
+        low = dict(speed, train=measure_speed(data, cfg, device, lowres=True)['train'])
+        ratio = epoch_seconds(cfg, n_train, n_valid, low) / epoch_seconds(cfg, n_train, n_valid, speed)
     tune = 5 + 3e-3 * n_valid * n_folds                  # post-processing grid search and file writing
     left = minutes * 60 - (time.time() - t_start) - tune
-    e = rank0_value(plan_epochs(cfg, n_train, n_valid, n_folds, left, speed))   # data-parallel: rank 0's plan for all
+    e = rank0_value(lowres_epochs(cfg, plan_epochs(cfg, n_train, n_valid, n_folds, left, speed), ratio))  # rank 0's plan for all
     out = scale_schedule(cfg, e)
     if not rank(): print(f"budget {minutes:g} min: {speed['train'] * 1000:.1f} ms/tile to train ({1 / speed['train']:.0f} img/s), "
           f"{speed['valid'] * 1000:.1f} ms/tile to validate, {speed['epoch']:.1f} s/epoch besides, on {speed['device']} "
-          f"({speed['threads']} threads) -> {schedule_epochs(out)} epochs x {n_folds} fold(s) ({_describe(out)})", flush=True)
+          f"({speed['threads']} threads){f', a {cfg.warmup_size}-px warm-up epoch {ratio:.2f} of one' if ratio != 1 else ''}"
+          f" -> {schedule_epochs(out)} epochs x {n_folds} fold(s) ({_describe(out)})", flush=True)
     return out
 
 def _describe(cfg: RunConfig) -> str:

@@ -443,15 +443,20 @@ class StageLossCallback(Callback):
         self.learn.loss_func = [l for e, l in self.stages if e <= self.epoch][-1]
 
 class LowResWarmup(Callback):
-    "Progressive resizing: the first `epochs` training epochs see each batch resized to `size` (masks kept binary)."
+    "The first `epochs` training epochs see each batch resized to `size` (masks kept binary), or with `crop` a random crop."
     order = 5                                               # after the loader's transforms, before autocast
-    def __init__(self, size: int, epochs: int): self.size, self.epochs = size, epochs
+    def __init__(self, size: int, epochs: int, crop: bool = False): self.size, self.epochs, self.crop = size, epochs, crop
     def before_batch(self):
         if not self.training or self.epoch >= self.epochs or self.xb[0].shape[-1] == self.size: return
-        x, y = self.xb[0], self.yb[0]
-        x2, y2 = (F.interpolate(t, (self.size, self.size), mode='bilinear', antialias=True, align_corners=False) for t in (x, y))
+        x, y, s = self.xb[0], self.yb[0], self.size
+        if self.crop:                                       # a crop per tile, from the global RNG (saved on resume)
+            r, c = torch.randint(0, x.shape[-2] - s + 1, (len(x),)).tolist(), torch.randint(0, x.shape[-1] - s + 1, (len(x),)).tolist()
+            x2, y2 = (torch.stack([t[i, :, a:a + s, b:b + s] for i, (a, b) in enumerate(zip(r, c))]) for t in (x, y))
+        else:
+            x2, y2 = (F.interpolate(t, (s, s), mode='bilinear', antialias=True, align_corners=False) for t in (x, y))
+            y2 = (y2 > 0.5).float()
         if x.is_contiguous(memory_format=torch.channels_last): x2 = x2.contiguous(memory_format=torch.channels_last)
-        self.learn.xb, self.learn.yb = (TensorSeismic(x2),), (TensorSaltMask((y2 > 0.5).float()),)
+        self.learn.xb, self.learn.yb = (TensorSeismic(x2),), (TensorSaltMask(y2),)
 
 def recipe_sched(cfg: RunConfig):
     "The learning rate of `fit_recipe` as a function of the fit's progress, and the total number of epochs."
@@ -472,7 +477,7 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
     stages = [(0, make_loss(cfg, cfg.warmup_loss)), (cfg.warmup_epochs, make_loss(cfg, cfg.lovasz_loss))]
     rd, fold = getattr(learn, 'run_dir', None), getattr(learn, 'fold', 0)
     extra = [ParamScheduler({'lr': sched}), StageLossCallback(stages)]
-    if cfg.warmup_size and cfg.warmup_epochs: extra.append(LowResWarmup(cfg.warmup_size, cfg.warmup_epochs))
+    if cfg.warmup_size and cfg.warmup_epochs: extra.append(LowResWarmup(cfg.warmup_size, cfg.warmup_epochs, cfg.warmup_crop))
     if cfg.n_cycles:
         if rd is None: raise ValueError("fit_recipe saves snapshots: give salt_learner a run_dir")
         extra.append(SnapshotCallback(cfg.cycle_len, lambda j: rd.snap(fold, j), cfg, start=start))

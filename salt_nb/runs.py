@@ -83,8 +83,10 @@ class RunConfig:
     # the multi-stage recipe: BCE+Dice warm-up, then Lovasz, then `n_cycles` cosine cycles with snapshots
     warmup_epochs: int = 10
     warmup_loss: str = 'bce_dice'
-    # progressive resizing: the warm-up trains on batches resized to `warmup_size` pixels a side (0: the geometry's size)
+    # progressive resizing: the warm-up trains on batches resized to `warmup_size` pixels a side (0: the geometry's size),
+    # or with `warmup_crop` on random crops of that side (the scale kept)
     warmup_size: int = 0
+    warmup_crop: bool = False
     lovasz_epochs: int = 10
     lovasz_loss: str = 'lovasz'
     n_cycles: int = 4

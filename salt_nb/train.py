@@ -403,7 +403,7 @@ class _BatchTimer(Callback):
         return float(np.median(ts)) if ts else 0.
 
 def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, skip: int = 3, lowres: bool = False) -> dict:
-    "Seconds per tile of a training step (`lowres`: a warm-up step at `warmup_size`) and of a validation pass for `cfg` here."
+    "Seconds per tile of a training step (`lowres`: a `warmup_size` warm-up step) and of a validation pass, on this machine."
     n_tr, n_va = cfg.bs * (steps + skip), cfg.bs * 2
     if len(data) < n_tr + n_va:                     # small datasets: repeat tiles, the speed is what matters here
         rep = np.resize(np.arange(len(data)), n_tr + n_va); data = data[rep]
@@ -414,7 +414,7 @@ def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, sk
         learn = salt_learner(dls, cfg, loss=loss, run_dir=tmp, progress=False)
         learn.logger = lambda *a, **k: None
         timer = _BatchTimer(skip)
-        learn.fit(1, cfg.lr / 10, cbs=[timer] + ([LowResWarmup(cfg.warmup_size, 1)] if lowres else []))
+        learn.fit(1, cfg.lr / 10, cbs=[timer] + ([LowResWarmup(cfg.warmup_size, 1, cfg.warmup_crop)] if lowres else []))
     return dict(train=timer.per_item(True), valid=timer.per_item(False), epoch=max(timer.epoch_overhead, 0.),
                 device=str(dls.device), bs=cfg.bs, threads=torch.get_num_threads())
 
@@ -442,9 +442,11 @@ def epoch_tiles(cfg: RunConfig, data: TileSet, n_valid: int) -> int:
     empty, small = float((cov == 0).mean()), float(((cov > 0) & (cov < cfg.small_cov)).mean())
     return round((len(data) - n_valid) * (1 - (1 - cfg.empty_frac) * empty + (cfg.small_repeat - 1) * small))
 
+def _lowres_warmup(cfg: RunConfig) -> bool: return cfg.schedule == 'recipe' and bool(cfg.warmup_size and cfg.warmup_epochs)
+
 def lowres_epochs(cfg: RunConfig, epochs: int, ratio: float) -> int:
     "Epochs of `cfg`'s shape that cost what `epochs` full ones do, when a (`warmup_size`) warm-up epoch costs `ratio` of one."
-    if not (cfg.schedule == 'recipe' and cfg.warmup_size and cfg.warmup_epochs): return epochs
+    if not _lowres_warmup(cfg): return epochs
     return int(epochs / (1 - cfg.warmup_epochs / schedule_epochs(cfg) * (1 - ratio)))
 
 def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minutes: float, t_start: float | None = None,
@@ -453,7 +455,7 @@ def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minute
     t_start = time.time() if t_start is None else t_start
     speed = measure_speed(data, cfg, device)
     n_train, ratio = epoch_tiles(cfg, data, n_valid), 1.
-    if cfg.schedule == 'recipe' and cfg.warmup_size and cfg.warmup_epochs:     # a warm-up epoch costs less
+    if _lowres_warmup(cfg):                                # a warm-up epoch costs less
         low = dict(speed, train=measure_speed(data, cfg, device, lowres=True)['train'])
         ratio = epoch_seconds(cfg, n_train, n_valid, low) / epoch_seconds(cfg, n_train, n_valid, speed)
     tune = 5 + 3e-3 * n_valid * n_folds                  # post-processing grid search and file writing

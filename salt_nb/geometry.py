@@ -42,8 +42,8 @@ def crop_center(x, size: int = 101):
     return x[..., t:t + size, l:l + size]
 
 # %% ../nbs/05a_geometry.ipynb #7ef2a71f
-def resize(x, size: int, mode: str | None = None):
-    "Resize the last two axes to `size` x `size`: bilinear for floats, nearest for bool masks (or `mode`)."
+def resize(x, size: int, mode: str | None = None, antialias: bool = False):
+    "Resize the last two axes to `size` x `size`: bilinear for floats, nearest for bool masks (or `mode`; `antialias` for shrinking)."
     _check_2d(x, 'resize')
     is_np = isinstance(x, np.ndarray)
     t = torch.from_numpy(np.ascontiguousarray(x)) if is_np else x
@@ -53,7 +53,7 @@ def resize(x, size: int, mode: str | None = None):
     shape, dt = t.shape, t.dtype
     y = t.reshape(-1, 1, *shape[-2:])
     y = y if y.is_floating_point() else y.float()
-    kw = dict(align_corners=False) if mode in ('bilinear', 'bicubic') else {}
+    kw = dict(align_corners=False, antialias=antialias) if mode in ('bilinear', 'bicubic') else {}
     y = F.interpolate(y, size=(size, size), mode=mode, **kw).reshape(*shape[:-2], size, size)
     if is_bool: y = y > 0.5
     elif dt.is_floating_point: y = y.to(dt)

@@ -8,7 +8,7 @@ import os, random, tempfile
 from functools import partial
 from pathlib import Path
 import numpy as np
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 from fastcore.basics import store_attr
 from fastai.torch_core import TensorImageBW, TensorMask, to_float
 from fastai.data.core import TfmdDL, DataLoaders, show_batch, show_results
@@ -26,6 +26,7 @@ from plum import dispatch
 from .runs import (use_bf16, use_channels_last, RunConfig, RunDir, prepare_input, prepare_mask, save_checkpoint, load_checkpoint, atomic_save,
                           clean_state_dict, build_model, _as_tiles)
 from .models import add_depth_channels
+from .geometry import resize
 from .augment import AlbuTransform, aug_kwargs, batch_augment
 from .losses import SaltLoss, unpack_output
 from .metrics import SaltMetric
@@ -453,8 +454,7 @@ class LowResWarmup(Callback):
             r, c = torch.randint(0, x.shape[-2] - s + 1, (len(x),)).tolist(), torch.randint(0, x.shape[-1] - s + 1, (len(x),)).tolist()
             x2, y2 = (torch.stack([t[i, :, a:a + s, b:b + s] for i, (a, b) in enumerate(zip(r, c))]) for t in (x, y))
         else:
-            x2, y2 = (F.interpolate(t, (s, s), mode='bilinear', antialias=True, align_corners=False) for t in (x, y))
-            y2 = (y2 > 0.5).float()
+            x2, y2 = resize(x, s, antialias=True), resize(y > 0.5, s, 'bilinear', antialias=True).float()
         if x.is_contiguous(memory_format=torch.channels_last): x2 = x2.contiguous(memory_format=torch.channels_last)
         self.learn.xb, self.learn.yb = (TensorSeismic(x2),), (TensorSaltMask(y2),)
 

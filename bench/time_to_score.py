@@ -12,6 +12,8 @@ taken at the end of every stage of the schedule (and every `--every` epochs). Ru
 split: the leak-free estimate). `--drop-folds 1` leaves fold 1 out of training (1800 of the 2400 tiles, the same 600
 held out): a point on the learning curve. `--pseudo TEST_PROBS.npz` adds the confidently predicted test tiles of
 `salt_predict --probs` to the training tiles (never to the held-out fold): the pseudo-labelling experiment.
+`--ema 0.999,0.9995` also keeps moving averages of the weights with those decays (`salt_nb.learner.WeightEMA`, from
+the end of the warm-up) and scores each, BatchNorm recomputed, beside the final model: a paired comparison, one run.
 """
 from __future__ import annotations
 import os, sys, time, json, argparse, platform
@@ -36,6 +38,8 @@ def main(argv=None):
     p.add_argument('--pseudo-hi', type=float, default=0.8, help='... or above this one')
     p.add_argument('--pseudo-min-frac', type=float, default=1.0, help='... for at least this fraction of its pixels')
     p.add_argument('--pseudo-max', type=int, default=0, help='use at most this many pseudo-labelled tiles (a seeded random sample; 0: all)')
+    p.add_argument('--ema', default='', help='comma-separated decays of weight moving averages to keep and score, e.g. 0.999,0.9995')
+    p.add_argument('--ema-start', type=int, default=None, help='epoch the averages start at (default: the end of the warm-up)')
     p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides (YAML values), e.g. bs=64 geometry=resize96')
     a = p.parse_args(argv)
     t0 = time.time()
@@ -77,15 +81,21 @@ def main(argv=None):
     if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
     print(f"time_to_score: {cfg.name} ({cfg.model}, {cfg.geometry}, bs {cfg.bs}, {schedule_epochs(cfg)} epochs, "
           f"stage ends {stage_ends(cfg)}) on {len(ts) - n_valid}/{n_valid} tiles, {dev}, {torch.get_num_threads()} threads", flush=True)
+    from salt_nb.learner import WeightEMA
+    decays = [float(d) for d in a.ema.split(',') if d.strip()]
+    ema_start = cfg.warmup_epochs if a.ema_start is None else a.ema_start
+    ema_path = lambda d: out/'checkpoints'/f'fold0_ema{d:g}.pth'
+    emas = [lambda data, valid, c, d=d: WeightEMA(d, ema_start, ema_path(d), c) for d in decays]
     m = train_kfold(ts, cfg, out, folds, [0], device=a.device, progress=False, quiet=True, overwrite=True,
-                    cbs=[ScoreCurve.factory(every=a.every, t0=t0, verbose=True)])
+                    cbs=[ScoreCurve.factory(every=a.every, t0=t0, verbose=True)] + emas)
     f0 = m['folds'][0]
     wall = time.time() - t0
+    ema_scores = {f'{d:g}': score_ema(ema_path(d), ts, folds == 0, cfg, a.device) for d in decays}
     res = dict(config=cfg.to_dict(), budget_minutes=None if a.epochs else a.minutes, wall_minutes=round(wall / 60, 2),
                curve=f0.get('curve'), final=dict(score_t05=f0['score'], score_tuned=m['oof']['score_tuned'],
                                                   score_cv_tuned=m['oof']['score_cv_tuned'], postprocess=m['oof']['postprocess'],
                                                   model=str(f0['checkpoint'])),
-               groups=a.groups, drop_folds=drop, pseudo=a.pseudo, n_pseudo=n_pseudo, train_img_per_s=f0['train_img_per_s'], epochs=f0['epochs'], n_train=f0['n_train'], n_valid=f0['n_valid'],
+               ema=dict(start=ema_start, scores=ema_scores) if decays else None, groups=a.groups, drop_folds=drop, pseudo=a.pseudo, n_pseudo=n_pseudo, train_img_per_s=f0['train_img_per_s'], epochs=f0['epochs'], n_train=f0['n_train'], n_valid=f0['n_valid'],
                device=str(dev), gpu=torch.cuda.get_device_name() if dev.type == 'cuda' else None,
                peak_gpu_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == 'cuda' else None,
                threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), host=platform.node(),
@@ -99,7 +109,26 @@ def main(argv=None):
           f"{m['oof']['score_cv_tuned']:.4f} cross-validated tuned; "
           f"{f0['train_img_per_s']:.1f} train img/s over the run (validation included); wall {wall / 60:.1f} min"
           + (f"; peak GPU memory {res['peak_gpu_mem_gb']} GB" if res['peak_gpu_mem_gb'] else ''))
+    for d, r in ema_scores.items():
+        print(f"moving average of the weights, decay {d} (from epoch {ema_start}, BatchNorm recomputed): {r['score_t05']:.4f} at "
+              f"threshold 0.5, {r['score_tuned']:.4f} tuned (threshold {r['threshold']}, min_area {r['min_area']}), "
+              f"{r['score_cv_tuned']:.4f} cross-validated tuned")
     return res
+
+
+def score_ema(path, ts, is_valid, cfg, device=None) -> dict:
+    "Scores of a `WeightEMA` checkpoint on the held-out tiles, its BatchNorm statistics recomputed on the training tiles."
+    from salt_nb.learner import salt_dls, swa_average
+    from salt_nb.inference import predict_probs, tune_postprocess, cv_tuned_score
+    from salt_nb.metrics import competition_metric
+    valid = np.flatnonzero(is_valid)
+    dls = salt_dls(ts.images, ts.masks, ts.depths, valid, cfg, device=device)
+    model = swa_average([path], dls)
+    probs, cls = predict_probs(model, ts.images[valid], cfg, tta=cfg.tta, bs=max(cfg.bs, 64), device=dls.device, progress=False)
+    truth = ts.masks[valid]
+    pp = tune_postprocess(probs, truth, cls)
+    return dict(score_t05=float(competition_metric(probs > 0.5, truth)), score_tuned=pp['score_oof'], threshold=pp['threshold'],
+                min_area=pp['min_area'], score_cv_tuned=cv_tuned_score(probs, truth, cls)['score'])
 
 
 if __name__ == '__main__': main()

@@ -37,7 +37,7 @@ __all__ = ['TensorSeismic', 'TensorSaltMask', 'TileArrays', 'PrepareBatch', 'Bat
            'show_batch', 'show_results', 'SaltIoU', 'CPUAutocast', 'accel_callbacks', 'SaveBestCallback',
            'SaltCSVLogger', 'ResumeCallback', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'make_loss',
            'salt_learner', 'ValidEvery', 'SnapshotCallback', 'stage_fractions', 'sgdr_sched', 'fit_sgdr', 'swa_average',
-           'StageLossCallback', 'LowResWarmup', 'recipe_sched', 'fit_recipe']
+           'WeightEMA', 'StageLossCallback', 'LowResWarmup', 'recipe_sched', 'fit_recipe']
 
 # %% ../nbs/06_learner.ipynb #674c1efb
 class TensorSeismic(TensorImageBW):
@@ -261,6 +261,7 @@ class ResumeCallback(Callback):
         rec, dl = self.learn.recorder, self.dls.train
         st = dict(model=clean_state_dict(self.model), opt=self.opt.state_dict(), epoch=self.epoch, n_epoch=self.n_epoch,
                   trackers=[getattr(cb, 'best', None) for cb in self._trackers()],
+                  cb_states=[cb.resume_state() for cb in self._stateful()],
                   recorder=dict(lrs=rec.lrs, iters=rec.iters, losses=rec.losses, values=rec.values,
                                 smooth=(rec.smooth_loss.count, rec.smooth_loss.val)),
                   rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
@@ -268,6 +269,7 @@ class ResumeCallback(Callback):
         atomic_save(st, self.path)
 
     def _trackers(self): return [cb for cb in self.learn.cbs if isinstance(cb, TrackerCallback)]
+    def _stateful(self): return [cb for cb in self.learn.cbs if hasattr(cb, 'resume_state')]   # e.g. `WeightEMA`
 
     def load(self, n_epoch: int) -> int:
         "Load weights and optimiser state now (the rest at `before_fit`); the epoch to start from, 0 if there is no state."
@@ -286,6 +288,7 @@ class ResumeCallback(Callback):
 
     def _restore(self, st):
         for cb, best in zip(self._trackers(), st['trackers']): cb.best = best
+        for cb, s in zip(self._stateful(), st.get('cb_states', [])): cb.load_resume_state(s)
         rec, r = self.learn.recorder, st['recorder']
         rec.lrs, rec.iters, rec.losses, rec.values = r['lrs'], r['iters'], r['losses'], r['values']
         rec.smooth_loss.count, rec.smooth_loss.val = r['smooth']
@@ -435,6 +438,40 @@ def swa_average(checkpoint_paths, dls=None, device=None):
         torch.optim.swa_utils.update_bn(dls.train, model, device)
     return model.eval()
 
+# %% ../nbs/06_learner.ipynb #9ed08a9a
+class WeightEMA(Callback):
+    "An exponential moving average of the weights, updated after each optimiser step from epoch `start`; saved to `path` after the fit."
+    order = 90                                          # before ResumeCallback (95), which restores the average on resume
+    def __init__(self, decay: float, start: int = 0, path=None, cfg: RunConfig | None = None):
+        if not 0 < decay < 1: raise ValueError(f"WeightEMA: decay {decay!r} must be in (0, 1)")
+        store_attr('decay,start,cfg'); self.path = None if path is None else Path(path); self.avg, self.n = None, 0
+    def before_fit(self):
+        self.run = not (hasattr(self.learn, 'lr_finder') or hasattr(self, 'gather_preds'))
+        self.net = getattr(self.model, 'module', self.model)   # the model inside a data-parallel fit; kept for `state_dict`
+    def after_step(self):
+        if self.epoch < self.start: return
+        m = getattr(self.net, '_orig_mod', self.net)           # no copies: the keys' order is `clean_state_dict`'s
+        cur = [v.detach() for v in m.state_dict().values() if v.is_floating_point()]
+        if self.avg is None: self.avg = [v.float().clone() for v in cur]
+        else: torch._foreach_lerp_(self.avg, [v.float() for v in cur], 1 - self.decay)
+        self.n += 1
+    def state_dict(self) -> dict:
+        "The model's state dict with the averaged weights in place of its float entries."
+        if self.avg is None: raise ValueError(f"WeightEMA: no average yet (it starts at epoch {self.start})")
+        sd, it = clean_state_dict(self.net), iter(self.avg)
+        return {k: (next(it).detach().cpu().to(v.dtype) if v.is_floating_point() else v) for k, v in sd.items()}
+    def after_fit(self):
+        self.run = True
+        if self.path is not None and self.avg is not None:
+            model = build_model(self.cfg or self.learn.cfg); model.load_state_dict(self.state_dict())
+            save_checkpoint(self.path, model, self.cfg or self.learn.cfg, decay=self.decay, start=self.start, steps=self.n,
+                            fold=getattr(self.learn, 'fold', 0))
+    def resume_state(self) -> dict: return dict(avg=None if self.avg is None else [a.cpu() for a in self.avg], n=self.n)
+    def load_resume_state(self, st: dict):
+        dev = next(self.net.parameters()).device
+        self.avg, self.n = (None if st['avg'] is None else [a.to(dev) for a in st['avg']]), st['n']
+
+
 # %% ../nbs/06_learner.ipynb #e6a24071
 class StageLossCallback(Callback):
     "Switch the loss function by epoch: `stages` is a list of (first_epoch, loss), in order."
@@ -478,13 +515,16 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
     rd, fold = getattr(learn, 'run_dir', None), getattr(learn, 'fold', 0)
     extra = [ParamScheduler({'lr': sched}), StageLossCallback(stages)]
     if cfg.warmup_size and cfg.warmup_epochs: extra.append(LowResWarmup(cfg.warmup_size, cfg.warmup_epochs, cfg.warmup_crop))
-    if cfg.n_cycles:
-        if rd is None: raise ValueError("fit_recipe saves snapshots: give salt_learner a run_dir")
-        extra.append(SnapshotCallback(cfg.cycle_len, lambda j: rd.snap(fold, j), cfg, start=start))
+    if (cfg.n_cycles or cfg.ema) and rd is None: raise ValueError("fit_recipe saves snapshots: give salt_learner a run_dir")
+    if cfg.n_cycles: extra.append(SnapshotCallback(cfg.cycle_len, lambda j: rd.snap(fold, j), cfg, start=start))
+    if cfg.ema: extra.append(ema := WeightEMA(cfg.ema, cfg.warmup_epochs, rd.swa(fold), cfg))
     learn.fit(n, cbs=extra + list(cbs or []), resume=resume)
     out = dict(best=rd.best(fold) if rd is not None and rd.best(fold).exists() else None,
                snapshots=[rd.snap(fold, j) for j in range(cfg.n_cycles)] if cfg.n_cycles else [], swa=None)
-    if cfg.swa and out['snapshots']:
+    if cfg.ema:                                             # the average, its BatchNorm statistics recomputed
+        out['swa'] = save_checkpoint(rd.swa(fold), swa_average([rd.swa(fold)], learn.dls), cfg, fold=fold, ema=cfg.ema,
+                                     start=cfg.warmup_epochs, steps=ema.n)
+    elif cfg.swa and out['snapshots']:
         model = swa_average(out['snapshots'], learn.dls)
         out['swa'] = save_checkpoint(rd.swa(fold), model, cfg, fold=fold, snapshots=[p.name for p in out['snapshots']])
     return out

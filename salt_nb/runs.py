@@ -93,6 +93,9 @@ class RunConfig:
     cycle_len: int = 10
     cycle_lr: float | None = None
     swa: bool = True
+    # with `ema` > 0 the fold's averaged model (fold{k}_swa.pth) is instead a moving average of the weights, `ema` its
+    # decay per optimiser step, kept from the end of the warm-up (salt_nb.learner.WeightEMA), BatchNorm recomputed
+    ema: float = 0.0
     # validate after every N-th epoch of a fit and after its last one (0: the last only); skipped epochs log None
     valid_every: int = 1
     # hardware
@@ -116,6 +119,9 @@ class RunConfig:
         if not 0 < self.empty_frac <= 1: raise ValueError(f"config field 'empty_frac': {self.empty_frac} must be in (0, 1]")
         if self.small_repeat < 1: raise ValueError(f"config field 'small_repeat': {self.small_repeat} must be >= 1")
         if not 0 < self.small_cov <= 1: raise ValueError(f"config field 'small_cov': {self.small_cov} must be in (0, 1]")
+        if not 0 <= self.ema < 1: raise ValueError(f"config field 'ema': {self.ema} must be in [0, 1)")
+        if self.ema and self.schedule != 'recipe':
+            raise ValueError(f"config field 'ema': a moving average of the weights needs schedule 'recipe', not {self.schedule!r}")
         if self.valid_every < 0: raise ValueError(f"config field 'valid_every': {self.valid_every} must be >= 0")
         if self.warmup_size and not (32 <= self.warmup_size < self.geom.size and self.warmup_size % 8 == 0):
             raise ValueError(f"config field 'warmup_size': {self.warmup_size} must be 0 or a multiple of 8 from 32 to "

@@ -429,7 +429,7 @@ def plan_epochs(cfg: RunConfig, n_train: int, n_valid: int, n_folds: int, second
     vf = 1 / cfg.valid_every if cfg.valid_every else 0.
     per_epoch = epoch_seconds(cfg, n_train, n_valid, speed)
     fixed = n_valid * speed['valid'] * ((2 if cfg.tta else 1) + (vf < 1))     # final prediction (+ the last validation)
-    if cfg.swa and cfg.schedule != 'one_cycle': fixed += n_train * speed['valid']   # BatchNorm refresh
+    if (cfg.swa or cfg.ema) and cfg.schedule != 'one_cycle': fixed += n_train * speed['valid']   # BatchNorm refresh
     e = int((seconds * margin / max(n_folds, 1) - fixed) // max(per_epoch, 1e-9))
     if e < 1: raise ValueError(f"a budget of {seconds / 60:.1f} min is too short: one epoch of {n_folds} fold(s) takes "
                                f"about {n_folds * (per_epoch + fixed) / 60:.1f} min on {speed.get('device', 'this device')}")

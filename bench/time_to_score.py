@@ -47,6 +47,9 @@ def main(argv=None):
     from salt_nb.data import load_tgs, find_tgs
     from salt_nb.train import get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs, stage_ends
     if a.threads: torch.set_num_threads(a.threads)
+    from salt_nb.learner import WeightEMA
+    try: decays = [WeightEMA(float(d)).decay for d in a.ema.split(',') if d.strip()]
+    except ValueError as e: sys.exit(f'time_to_score: --ema {a.ema!r}: {e}')
     data = a.data or find_tgs()
     if data is None: sys.exit('time_to_score: no TGS data found (set $SALT_NB_TGS or pass --data)')
     from salt_nb.train import read_groups
@@ -76,14 +79,14 @@ def main(argv=None):
               f"{a.pseudo_lo} or > {a.pseudo_hi}); {n_pseudo} used, {int(extra.masks.any((1, 2)).sum())} of them with salt", flush=True)
     if a.epochs: cfg = scale_schedule(cfg, a.epochs)
     else: cfg = fit_budget(cfg, ts, n_valid, 1, a.minutes, t0, a.device)
+    ema_start = (cfg.warmup_epochs if cfg.schedule == 'recipe' else 0) if a.ema_start is None else a.ema_start
+    if decays and not 0 <= ema_start < schedule_epochs(cfg):
+        sys.exit(f'time_to_score: --ema-start {ema_start} must be an epoch of the run (0 to {schedule_epochs(cfg) - 1})')
     out = Path(a.out or f"runs/tts_{cfg.name}_{int(a.minutes)}m")
     dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
     print(f"time_to_score: {cfg.name} ({cfg.model}, {cfg.geometry}, bs {cfg.bs}, {schedule_epochs(cfg)} epochs, "
           f"stage ends {stage_ends(cfg)}) on {len(ts) - n_valid}/{n_valid} tiles, {dev}, {torch.get_num_threads()} threads", flush=True)
-    from salt_nb.learner import WeightEMA
-    decays = [float(d) for d in a.ema.split(',') if d.strip()]
-    ema_start = cfg.warmup_epochs if a.ema_start is None else a.ema_start
     ema_path = lambda d: out/'checkpoints'/f'fold0_ema{d:g}.pth'
     emas = [lambda data, valid, c, d=d: WeightEMA(d, ema_start, ema_path(d), c) for d in decays]
     m = train_kfold(ts, cfg, out, folds, [0], device=a.device, progress=False, quiet=True, overwrite=True,

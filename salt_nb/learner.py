@@ -515,7 +515,7 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
     rd, fold = getattr(learn, 'run_dir', None), getattr(learn, 'fold', 0)
     extra = [ParamScheduler({'lr': sched}), StageLossCallback(stages)]
     if cfg.warmup_size and cfg.warmup_epochs: extra.append(LowResWarmup(cfg.warmup_size, cfg.warmup_epochs, cfg.warmup_crop))
-    if (cfg.n_cycles or cfg.ema) and rd is None: raise ValueError("fit_recipe saves snapshots: give salt_learner a run_dir")
+    if (cfg.n_cycles or cfg.ema) and rd is None: raise ValueError("fit_recipe saves snapshots and weight averages: give salt_learner a run_dir")
     if cfg.n_cycles: extra.append(SnapshotCallback(cfg.cycle_len, lambda j: rd.snap(fold, j), cfg, start=start))
     if cfg.ema: extra.append(ema := WeightEMA(cfg.ema, cfg.warmup_epochs, rd.swa(fold), cfg))
     learn.fit(n, cbs=extra + list(cbs or []), resume=resume)

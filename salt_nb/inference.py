@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
-from .data import TILE, TileSet, rle_encode, load_tgs
+from .data import TILE, TileSet, SaltData, rle_encode, load_tgs
+from .mosaic import mosaic_positions, vertical_chains, propagate_vertical
 from .metrics import precision_iou
 from .losses import unpack_output
 from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkpoints, atomic_write, use_bf16, use_channels_last
@@ -430,6 +431,16 @@ def resolve_models(spec, kind: str = 'auto') -> tuple[list[Path], dict | None]:
     pp = RunDir(run).postprocess
     return cks, (load_postprocess(pp) if pp.exists() else None)
 
+# %% ../nbs/10_inference.ipynb #b80e8985
+def _mosaic_positions(mosaics, data: SaltData) -> pd.DataFrame | None:
+    "Positions for mosaic post-processing (None: off, or skipped for lack of train masks), with a line of output."
+    if mosaics is None or str(mosaics) == 'none': return None
+    if data.train.masks is None or not len(data.train):
+        print("note: mosaic post-processing skipped: the data has no train masks to continue"); return None
+    t = time.time(); pos = mosaic_positions(mosaics, data)
+    print(f"mosaics ({mosaics}): {len(pos)} of {len(data.train) + len(data.test)} tiles placed ({time.time() - t:.0f}s)")
+    return pos
+
 # %% ../nbs/10_inference.ipynb #0f7e4ded
 @call_parse
 def salt_predict(
@@ -446,15 +457,16 @@ def salt_predict(
     threshold: float = None,  # override the probability threshold of postprocess.json
     min_area: int = None,  # override the minimum predicted area (pixels) of postprocess.json
     cls_threshold: float = None,  # override the "has salt" gating threshold of postprocess.json
+    mosaics: str = 'auto',  # continue vertical train masks down mosaic columns: auto (reconstruct now), a salt_mosaic CSV, or none
     progress: bool = True,  # show progress bars; --no-progress: don't
 ):
     "Predict the test tiles of DATA with trained runs/checkpoints and write a Kaggle submission."
-    try: predict_submission(model, data, out, probs, kind, bs, workers, tta, device, precision, threshold, min_area, cls_threshold, progress)
+    try: predict_submission(model, data, out, probs, kind, bs, workers, tta, device, precision, threshold, min_area, cls_threshold, mosaics, progress)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_predict: error: {e}")  # returns None: console scripts exit with it
 
 # %% ../nbs/10_inference.ipynb #f3ea583f
 def predict_submission(model, data, out='submission.csv', probs=None, kind='auto', bs=64, workers=0, tta=True, device=None,
-                       precision='auto', threshold=None, min_area=None, cls_threshold=None, progress=True) -> Path:
+                       precision='auto', threshold=None, min_area=None, cls_threshold=None, mosaics='auto', progress=True) -> Path:
     "What `salt_predict` does, as a function (the arguments are the same): returns the path of the submission."
     t0 = time.time()
     if not model: raise ValueError("no --model given")
@@ -469,6 +481,7 @@ def predict_submission(model, data, out='submission.csv', probs=None, kind='auto
     keep = pd.Index(test.ids).get_indexer(sample)
     if (keep < 0).any(): raise ValueError(f"{int((keep < 0).sum())} sample submission id(s) have no test image in {data}, e.g. {list(np.asarray(sample)[keep < 0][:3])}")
     test = test[keep]
+    pos = _mosaic_positions(mosaics, d)  # before the slow part: a bad --mosaics fails early
     run_probs = []
     for m, (cks, _) in zip(model, runs):
         print(f"{m}: {len(cks)} checkpoint(s): {', '.join(c.name for c in cks)}")
@@ -482,6 +495,9 @@ def predict_submission(model, data, out='submission.csv', probs=None, kind='auto
         print(f"note: cls_threshold={params['cls_threshold']} ignored: no model has a 'has salt' head"); params['cls_threshold'] = None
     if probs: save_probs(probs, ens.ids, ens.probs, ens.cls_probs)
     masks = apply_postprocess(ens.probs, params, ens.cls_probs)
+    if pos is not None:
+        n = len(vertical_chains(ens.ids, d.train, pos)); masks = propagate_vertical(masks, ens.ids, d.train, pos)
+        print(f"mosaic post-processing: {n} test tile(s) continue a vertical train mask")
     path = write_submission(ens.ids, masks, out, sample)
     print(f"wrote {path}: {len(masks)} tiles, {masks.any((1, 2)).mean():.1%} with salt; threshold {params['threshold']}, "
           f"min_area {params['min_area']}, cls_threshold {params['cls_threshold']}; {time.time() - t0:.0f}s")

@@ -5,13 +5,15 @@
 # %% ../nbs/07_mosaic.ipynb #0f7f51ab
 from __future__ import annotations
 import time
+from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
 from .data import TILE, TileSet, SaltData, load_tgs, grouped_folds, is_vertical_mask
 
 # %% auto #0
-__all__ = ['STEPS', 'edge_descriptors', 'edge_matches', 'reconstruct', 'adjacent_pairs', 'adjacency_scores', 'all_tiles',
-           'mosaic_folds', 'vertical_chains', 'propagate_vertical', 'mosaic_summary', 'salt_mosaic']
+__all__ = ['STEPS', 'MOSAIC_COLUMNS', 'edge_descriptors', 'edge_matches', 'reconstruct', 'adjacent_pairs', 'adjacency_scores',
+           'all_tiles', 'mosaic_folds', 'vertical_chains', 'propagate_vertical', 'mosaic_summary', 'salt_mosaic',
+           'mosaic_positions']
 
 # %% ../nbs/07_mosaic.ipynb #a12653d5
 STEPS = np.array([(1, 0), (0, 1)])  # grid step (dx, dy) of direction 0 (right) and 1 (down)
@@ -281,3 +283,24 @@ def salt_mosaic(
     df = reconstruct(tiles, max_ratio=max_ratio, seed=seed)
     df.to_csv(out, index=False)
     print(f"wrote {out}\n" + mosaic_summary(df, len(tiles), time.time() - t) + f" (loading {t_load:.1f} s)")
+
+# %% ../nbs/07_mosaic.ipynb #229062c4
+MOSAIC_COLUMNS = ['id', 'mosaic_id', 'x', 'y']
+
+def mosaic_positions(spec, data: SaltData) -> pd.DataFrame:
+    "Positions (id, mosaic_id, x, y) of `data`'s tiles: `spec` 'auto' reconstructs them, else reads a `salt_mosaic` CSV."
+    if str(spec) == 'auto': return reconstruct(all_tiles(data))
+    p = Path(spec)
+    if not p.is_file(): raise FileNotFoundError(f"missing mosaics file {p} (write it with `salt_mosaic DATA --out {p}`, or use 'auto')")
+    try: df = pd.read_csv(p, dtype={'id': str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e: raise ValueError(f"{p}: not a readable CSV ({e})") from None
+    miss = [c for c in MOSAIC_COLUMNS if c not in df.columns]
+    if miss: raise ValueError(f"{p}: missing column(s) {miss}; salt_mosaic writes {','.join(MOSAIC_COLUMNS)}")
+    df = df[MOSAIC_COLUMNS]
+    if not all(pd.api.types.is_integer_dtype(df[c]) for c in MOSAIC_COLUMNS[1:]): raise ValueError(f"{p}: mosaic_id, x and y must be integers")
+    for cols, what in ((['id'], 'ids listed twice'), (MOSAIC_COLUMNS[1:], 'cells holding two tiles')):
+        dup = df.duplicated(cols)
+        if dup.any(): raise ValueError(f"{p}: {int(dup.sum())} {what}, e.g. {df[dup].head(1).to_dict('records')}")
+    bad = ~df.id.isin(np.concatenate([data.train.ids, data.test.ids]))
+    if bad.any(): raise ValueError(f"{p}: {int(bad.sum())} id(s) are not tiles of {data.path or 'the data'}, e.g. {df.id[bad].tolist()[:3]} (mosaics of another dataset?)")
+    return df

@@ -47,6 +47,7 @@ def test_end_to_end(tmp_path, data, run_dir):
             '--probs', probs, '--bs', 3, '--device', 'cpu', '--no-progress')
     assert r.returncode == 0, r.stderr
     assert 'wrote' in r.stdout and '2 checkpoint(s)' in r.stdout
+    assert 'mosaics (auto):' in r.stdout and 'mosaic post-processing:' in r.stdout  # on by default
     sub = pd.read_csv(out, keep_default_na=False)
     sample = pd.read_csv(data/'sample_submission.csv', keep_default_na=False)
     assert list(sub.columns) == ['id', 'rle_mask']
@@ -93,3 +94,42 @@ def test_required_arguments(tmp_path):
     r = run(tmp_path, '--out', tmp_path/'s.csv')
     assert r.returncode != 0
     assert '--model' in r.stderr
+
+
+def _with_vertical_source(src, dst):
+    "A copy of data folder `src` in which a train tile directly above a test tile has a vertical mask: (dst, ids)."
+    import shutil
+    from PIL import Image
+    from salt_nb.data import rle_encode
+    shutil.copytree(src, dst)
+    pos, train = pd.read_csv(dst/'positions.csv', dtype={'id': str}), pd.read_csv(dst/'train.csv', dtype={'id': str})
+    test_ids = set(pd.read_csv(dst/'sample_submission.csv', dtype={'id': str}).id)
+    below = pos.assign(y=pos.y - 1).merge(pos, on=['section', 'x', 'y'], suffixes=('_below', ''))
+    pair = below[below.id.isin(train.id) & below.id_below.isin(test_ids)].iloc[0]
+    vm = np.zeros((101, 101), bool); vm[:, :37] = True
+    Image.fromarray(vm.astype(np.uint16) * 65535).save(dst/'train'/'masks'/f'{pair.id}.png')
+    train.loc[train.id == pair.id, 'rle_mask'] = rle_encode(vm)
+    train.to_csv(dst/'train.csv', index=False)
+    pos.rename(columns={'section': 'mosaic_id'}).to_csv(dst/'mosaics.csv', index=False)
+    return dst, pair.id, pair.id_below, vm
+
+
+def test_mosaics_continue_vertical_masks(tmp_path, data, run_dir, capsys, monkeypatch):
+    monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
+    dd, src, tile, vm = _with_vertical_source(data, tmp_path/'tgs')
+    subs = {}
+    for m in ['none', str(dd/'mosaics.csv')]:
+        salt_predict(model=[str(run_dir)], data=str(dd), out=str(tmp_path/'s.csv'), mosaics=m, progress=False)
+        s = pd.read_csv(tmp_path/'s.csv', keep_default_na=False).set_index('id').rle_mask
+        subs[m] = {i: rle_decode(r) for i, r in s.items()}
+    out = capsys.readouterr().out
+    assert 'mosaic post-processing: 1 test tile(s) continue a vertical train mask' in out, out
+    on, off = subs[str(dd/'mosaics.csv')], subs['none']
+    assert (on[tile] == vm).all() and not (off[tile] == vm).all()  # the tile below the source inherits its mask
+    assert all((on[i] == off[i]).all() for i in on if i != tile)     # and no other tile changes
+
+
+def test_bad_mosaics_file(tmp_path, data, run_dir):
+    bad = tmp_path/'m.csv'; pd.DataFrame(dict(id=['x'], x=[0], y=[0])).to_csv(bad, index=False)
+    assert "missing column(s) ['mosaic_id']" in _error(model=[str(run_dir)], data=str(data), mosaics=str(bad), out=str(tmp_path/'s.csv'))
+    assert not (tmp_path/'s.csv').exists()

@@ -37,7 +37,7 @@ def run_dir(tmp_path_factory):
 def test_help(tmp_path):
     r = run(tmp_path, '--help')
     assert r.returncode == 0, r.stderr
-    for opt in ['--model', '--data', '--out', '--probs', '--no-tta', '--device', '--bs', '--workers', '--threshold']:
+    for opt in ['--model', '--data', '--out', '--probs', '--no-tta', '--device', '--bs', '--workers', '--threshold', '--mosaics']:
         assert opt in r.stdout, opt
 
 

@@ -66,3 +66,13 @@ def test_reference_unet(tmp_path, data):
     assert [c['epoch'] for c in res['curve']] == [1, 2] and all(0 <= c['score_tuned'] <= 1 for c in res['curve'])
     bad = run('--epochs', 1, '--bs', 64, '--out', tmp_path/'bad')
     assert bad.returncode != 0 and 'make no batch of 64' in bad.stderr
+
+
+def test_oof_mosaic_neighbours(tmp_path, data):
+    "bench/oof_mosaic_neighbours.py reads a run's oof.npz and measures its neighbour-edge rule."
+    r = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'run')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    m = subprocess.run([sys.executable, str(REPO/'bench'/'oof_mosaic_neighbours.py'), str(tmp_path/'run'), '--data', str(data)],
+                       capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+    assert m.returncode == 0, m.stdout[-2000:] + m.stderr[-2000:]
+    assert 'validation tiles' in m.stdout and ('threshold 0.25' in m.stdout or 'nothing to measure' in m.stdout)

@@ -457,16 +457,18 @@ def salt_predict(
     threshold: float = None,  # override the probability threshold of postprocess.json
     min_area: int = None,  # override the minimum predicted area (pixels) of postprocess.json
     cls_threshold: float = None,  # override the "has salt" gating threshold of postprocess.json
-    mosaics: str = 'auto',  # continue vertical train masks down mosaic columns: auto (reconstruct now), a salt_mosaic CSV, or none
+    mosaics: str = 'auto',  # continue vertical train masks along mosaic columns: auto (reconstruct now), a salt_mosaic CSV, or none
+    mosaic_up: bool = True,  # walk up from vertical train masks too; --no-mosaic_up: down only
     progress: bool = True,  # show progress bars; --no-progress: don't
 ):
     "Predict the test tiles of DATA with trained runs/checkpoints and write a Kaggle submission."
-    try: predict_submission(model, data, out, probs, kind, bs, workers, tta, device, precision, threshold, min_area, cls_threshold, mosaics, progress)
+    try: predict_submission(model, data, out, probs, kind, bs, workers, tta, device, precision, threshold, min_area, cls_threshold, mosaics, mosaic_up, progress)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_predict: error: {e}")  # returns None: console scripts exit with it
 
 # %% ../nbs/10_inference.ipynb #f3ea583f
 def predict_submission(model, data, out='submission.csv', probs=None, kind='auto', bs=64, workers=0, tta=True, device=None,
-                       precision='auto', threshold=None, min_area=None, cls_threshold=None, mosaics='auto', progress=True) -> Path:
+                       precision='auto', threshold=None, min_area=None, cls_threshold=None, mosaics='auto', mosaic_up=True,
+                       progress=True) -> Path:
     "What `salt_predict` does, as a function (the arguments are the same): returns the path of the submission."
     t0 = time.time()
     if not model: raise ValueError("no --model given")
@@ -496,8 +498,8 @@ def predict_submission(model, data, out='submission.csv', probs=None, kind='auto
     if probs: save_probs(probs, ens.ids, ens.probs, ens.cls_probs)
     masks = apply_postprocess(ens.probs, params, ens.cls_probs)
     if pos is not None:
-        n = len(vertical_chains(ens.ids, d.train, pos)); masks = propagate_vertical(masks, ens.ids, d.train, pos)
-        print(f"mosaic post-processing: {n} test tile(s) continue a vertical train mask")
+        ch = vertical_chains(ens.ids, d.train, pos, up=mosaic_up); masks = propagate_vertical(masks, ens.ids, d.train, pos, up=mosaic_up)
+        print(f"mosaic post-processing: {len(ch)} test tile(s) continue a vertical train mask ({int((ch.steps < 0).sum())} above their source)")
     path = write_submission(ens.ids, masks, out, sample)
     print(f"wrote {path}: {len(masks)} tiles, {masks.any((1, 2)).mean():.1%} with salt; threshold {params['threshold']}, "
           f"min_area {params['min_area']}, cls_threshold {params['cls_threshold']}; {time.time() - t0:.0f}s")

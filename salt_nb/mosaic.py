@@ -222,8 +222,9 @@ def mosaic_folds(ids, mosaics_df: pd.DataFrame, classes=None, n_folds: int = 5, 
     return grouped_folds(g, classes, n_folds, seed)
 
 # %% ../nbs/07_mosaic.ipynb #dbdf93bc
-def vertical_chains(test_ids, train: TileSet, mosaics_df: pd.DataFrame, max_steps: int | None = None) -> pd.DataFrame:
-    "Test tiles that inherit a vertical mask: DataFrame(id, source, steps), `source` the train tile above."
+def vertical_chains(test_ids, train: TileSet, mosaics_df: pd.DataFrame, max_steps: int | None = None,
+                    up: bool = True) -> pd.DataFrame:
+    "Test tiles that inherit a vertical mask: DataFrame(id, source, steps), `source` above (steps > 0) or below (< 0)."
     if train.masks is None: raise ValueError("vertical_chains needs train masks (train.masks is None)")
     test = set(np.asarray(test_ids).astype(str)); trn = set(train.ids)
     src = set(train.ids[is_vertical_mask(train.masks)])
@@ -231,24 +232,27 @@ def vertical_chains(test_ids, train: TileSet, mosaics_df: pd.DataFrame, max_step
     rows = []
     for (g, x, y), i in cell.items():
         if i not in src: continue
-        s = 1
-        while max_steps is None or s <= max_steps:
-            j = cell.get((g, x, y + s))
-            if j is None or j in trn or j not in test: break
-            rows.append((j, i, s)); s += 1
-    return pd.DataFrame(rows, columns=['id', 'source', 'steps'])
+        for sign in ((1, -1) if up else (1,)):
+            s = 1
+            while max_steps is None or s <= max_steps:
+                j = cell.get((g, x, y + sign * s))
+                if j is None or j in trn or j not in test: break
+                rows.append((j, i, sign * s)); s += 1
+    df = pd.DataFrame(rows, columns=['id', 'source', 'steps'])
+    near = df.assign(d=df.steps.abs(), below=df.steps < 0).sort_values(['d', 'below'], kind='stable')
+    return near.drop_duplicates('id')[df.columns].reset_index(drop=True)  # between two sources: the nearer, ties the one above
 
 # %% ../nbs/07_mosaic.ipynb #f7fa33bc
 def propagate_vertical(preds: np.ndarray, test_ids, train: TileSet, mosaics_df: pd.DataFrame,
-                       max_steps: int | None = None) -> np.ndarray:
+                       max_steps: int | None = None, up: bool = True) -> np.ndarray:
     "Copy of `preds` (N, H, W) for `test_ids` where tiles below a vertical train mask get that mask (see rules)."
     preds = np.asarray(preds); test_ids = np.asarray(test_ids).astype(str)
     if len(preds) != len(test_ids): raise ValueError(f"propagate_vertical: {len(preds)} predictions for {len(test_ids)} test ids")
     out = preds.copy()
-    ch = vertical_chains(test_ids, train, mosaics_df, max_steps)
+    ch = vertical_chains(test_ids, train, mosaics_df, max_steps, up)
     if not len(ch): return out
     pos = pd.Series(np.arange(len(test_ids)), index=test_ids)[ch.id].to_numpy()
-    rows = train.masks[train.index(ch.source.to_numpy())][:, -1]   # the source's bottom row
+    rows = train.masks[train.index(ch.source.to_numpy())][:, -1]   # a row of the source (all rows are equal)
     out[pos] = np.broadcast_to(rows[:, None, :], (len(pos),) + preds.shape[1:]).astype(preds.dtype)
     return out
 

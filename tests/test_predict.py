@@ -37,7 +37,7 @@ def run_dir(tmp_path_factory):
 def test_help(tmp_path):
     r = run(tmp_path, '--help')
     assert r.returncode == 0, r.stderr
-    for opt in ['--model', '--data', '--out', '--probs', '--no-tta', '--device', '--bs', '--workers', '--threshold', '--mosaics']:
+    for opt in ['--model', '--data', '--out', '--probs', '--no-tta', '--device', '--bs', '--workers', '--threshold', '--mosaics', '--no-mosaic_up']:
         assert opt in r.stdout, opt
 
 
@@ -96,35 +96,36 @@ def test_required_arguments(tmp_path):
     assert '--model' in r.stderr
 
 
-def _with_vertical_source(src, dst):
-    "A copy of data folder `src` in which a train tile directly above a test tile has a vertical mask: (dst, ids)."
+def _with_vertical_source(src, dst, above=True):
+    "A copy of data folder `src` in which a train tile directly above (else below) a test tile has a vertical mask."
     import shutil
     from PIL import Image
     from salt_nb.data import rle_encode
     shutil.copytree(src, dst)
     pos, train = pd.read_csv(dst/'positions.csv', dtype={'id': str}), pd.read_csv(dst/'train.csv', dtype={'id': str})
     test_ids = set(pd.read_csv(dst/'sample_submission.csv', dtype={'id': str}).id)
-    below = pos.assign(y=pos.y - 1).merge(pos, on=['section', 'x', 'y'], suffixes=('_below', ''))
-    pair = below[below.id.isin(train.id) & below.id_below.isin(test_ids)].iloc[0]
+    nb = pos.assign(y=pos.y - (1 if above else -1)).merge(pos, on=['section', 'x', 'y'], suffixes=('_test', ''))
+    pair = nb[nb.id.isin(train.id) & nb.id_test.isin(test_ids)].iloc[0]
     vm = np.zeros((101, 101), bool); vm[:, :37] = True
     Image.fromarray(vm.astype(np.uint16) * 65535).save(dst/'train'/'masks'/f'{pair.id}.png')
     train.loc[train.id == pair.id, 'rle_mask'] = rle_encode(vm)
     train.to_csv(dst/'train.csv', index=False)
     pos.rename(columns={'section': 'mosaic_id'}).to_csv(dst/'mosaics.csv', index=False)
-    return dst, pair.id, pair.id_below, vm
+    return dst, pair.id, pair.id_test, vm
 
 
 def test_mosaics_continue_vertical_masks(tmp_path, data, run_dir, capsys, monkeypatch):
     monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
     dd, src, tile, vm = _with_vertical_source(data, tmp_path/'tgs')
     subs = {}
-    for m in ['none', str(dd/'mosaics.csv')]:
-        salt_predict(model=[str(run_dir)], data=str(dd), out=str(tmp_path/'s.csv'), mosaics=m, progress=False)
+    for m, up in [('none', True), (str(dd/'mosaics.csv'), True), (str(dd/'mosaics.csv'), False)]:
+        salt_predict(model=[str(run_dir)], data=str(dd), out=str(tmp_path/'s.csv'), mosaics=m, mosaic_up=up, progress=False)
         s = pd.read_csv(tmp_path/'s.csv', keep_default_na=False).set_index('id').rle_mask
-        subs[m] = {i: rle_decode(r) for i, r in s.items()}
+        subs[m, up] = {i: rle_decode(r) for i, r in s.items()}
     out = capsys.readouterr().out
-    assert 'mosaic post-processing: 1 test tile(s) continue a vertical train mask' in out, out
-    on, off = subs[str(dd/'mosaics.csv')], subs['none']
+    assert out.count('mosaic post-processing: 1 test tile(s) continue a vertical train mask (0 above their source)') == 2, out
+    on, off = subs[str(dd/'mosaics.csv'), True], subs['none', True]
+    assert all((on[i] == subs[str(dd/'mosaics.csv'), False][i]).all() for i in on)  # nothing above the source here
     assert (on[tile] == vm).all() and not (off[tile] == vm).all()  # the tile below the source inherits its mask
     assert all((on[i] == off[i]).all() for i in on if i != tile)     # and no other tile changes
 
@@ -133,3 +134,14 @@ def test_bad_mosaics_file(tmp_path, data, run_dir):
     bad = tmp_path/'m.csv'; pd.DataFrame(dict(id=['x'], x=[0], y=[0])).to_csv(bad, index=False)
     assert "missing column(s) ['mosaic_id']" in _error(model=[str(run_dir)], data=str(data), mosaics=str(bad), out=str(tmp_path/'s.csv'))
     assert not (tmp_path/'s.csv').exists()
+
+
+def test_mosaics_walk_up(tmp_path, data, run_dir, capsys, monkeypatch):
+    monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
+    dd, src, tile, vm = _with_vertical_source(data, tmp_path/'tgs', above=False)   # the test tile is above the source
+    got = {}
+    for up in (True, False):
+        salt_predict(model=[str(run_dir)], data=str(dd), out=str(tmp_path/'s.csv'), mosaics=str(dd/'mosaics.csv'), mosaic_up=up, progress=False)
+        got[up] = rle_decode(pd.read_csv(tmp_path/'s.csv', keep_default_na=False).set_index('id').rle_mask[tile])
+    assert (got[True] == vm).all() and not (got[False] == vm).all()
+    assert '(1 above their source)' in capsys.readouterr().out

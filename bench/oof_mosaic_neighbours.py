@@ -16,8 +16,8 @@ from salt_nb.inference import load_postprocess, apply_postprocess, as_float
 from salt_nb.metrics import precision_iou
 from salt_nb.runs import RunDir
 
+# the edge of a tile that faces its neighbour at (dx, dy): the neighbour above (0, -1) faces it with its bottom row
 FACING = {(0, -1): lambda m: m[-1], (0, 1): lambda m: m[0], (-1, 0): lambda m: m[:, -1], (1, 0): lambda m: m[:, 0]}
-OWN = {(0, -1): lambda m: m[0], (0, 1): lambda m: m[-1], (-1, 0): lambda m: m[:, 0], (1, 0): lambda m: m[:, -1]}
 
 def neighbour_edges(vid, val, pred, probs, sc, train, pos) -> pd.DataFrame:
     "One row per (validation tile, labeled neighbour): the neighbour's facing edge and the tile's own edges."
@@ -31,8 +31,8 @@ def neighbour_edges(vid, val, pred, probs, sc, train, pos) -> pd.DataFrame:
         for (dx, dy), f in FACING.items():
             j = cell.get((g, x + dx, y + dy))
             if j in trn:
-                rows.append(dict(id=i, k=k, nb_edge=f(trn[j]).mean(), true_edge=OWN[(dx, dy)](val.masks[k]).mean(),
-                                 pred_edge=OWN[(dx, dy)](pred[k]).mean(), true_cov=val.masks[k].mean(),
+                rows.append(dict(id=i, k=k, nb_edge=f(trn[j]).mean(), true_edge=FACING[(-dx, -dy)](val.masks[k]).mean(),
+                                 pred_edge=FACING[(-dx, -dy)](pred[k]).mean(), true_cov=val.masks[k].mean(),
                                  pred_cov=pred[k].mean(), score=sc[k], pmax=probs[k].max()))
     return pd.DataFrame(rows)
 

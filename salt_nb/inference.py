@@ -498,7 +498,7 @@ def predict_submission(model, data, out='submission.csv', probs=None, kind='auto
     if probs: save_probs(probs, ens.ids, ens.probs, ens.cls_probs)
     masks = apply_postprocess(ens.probs, params, ens.cls_probs)
     if pos is not None:
-        ch = vertical_chains(ens.ids, d.train, pos, up=mosaic_up); masks = propagate_vertical(masks, ens.ids, d.train, pos, up=mosaic_up)
+        ch = vertical_chains(ens.ids, d.train, pos, up=mosaic_up); masks = propagate_vertical(masks, ens.ids, d.train, pos, chains=ch)
         print(f"mosaic post-processing: {len(ch)} test tile(s) continue a vertical train mask ({int((ch.steps < 0).sum())} above their source)")
     path = write_submission(ens.ids, masks, out, sample)
     print(f"wrote {path}: {len(masks)} tiles, {masks.any((1, 2)).mean():.1%} with salt; threshold {params['threshold']}, "

@@ -244,12 +244,12 @@ def vertical_chains(test_ids, train: TileSet, mosaics_df: pd.DataFrame, max_step
 
 # %% ../nbs/07_mosaic.ipynb #f7fa33bc
 def propagate_vertical(preds: np.ndarray, test_ids, train: TileSet, mosaics_df: pd.DataFrame,
-                       max_steps: int | None = None, up: bool = True) -> np.ndarray:
-    "Copy of `preds` (N, H, W) for `test_ids` where tiles below a vertical train mask get that mask (see rules)."
+                       max_steps: int | None = None, up: bool = True, chains: pd.DataFrame | None = None) -> np.ndarray:
+    "Copy of `preds` (N, H, W) for `test_ids` where tiles in line with a vertical train mask get it (`chains`: from `vertical_chains`)."
     preds = np.asarray(preds); test_ids = np.asarray(test_ids).astype(str)
     if len(preds) != len(test_ids): raise ValueError(f"propagate_vertical: {len(preds)} predictions for {len(test_ids)} test ids")
     out = preds.copy()
-    ch = vertical_chains(test_ids, train, mosaics_df, max_steps, up)
+    ch = vertical_chains(test_ids, train, mosaics_df, max_steps, up) if chains is None else chains
     if not len(ch): return out
     pos = pd.Series(np.arange(len(test_ids)), index=test_ids)[ch.id].to_numpy()
     rows = train.masks[train.index(ch.source.to_numpy())][:, -1]   # a row of the source (all rows are equal)

@@ -6,7 +6,8 @@ Measurements are interleaved across models (rep 1 of every model, then rep 2, ..
 reported, so a busy shared machine hurts all models alike. `cpu s/img` is process CPU time per training image
 (both threads), a load-robust cost measure. `ref` is a reference-like plain U-Net (widths 16-128 at full
 resolution, 2 convs per level, scSE decoder) to compare against. Names with `@cl` use channels_last, names with
-`@bf16` train under CPU bf16 autocast (`torch.autocast('cpu', torch.bfloat16)`, weights stay float32).
+`@bf16` train under CPU bf16 autocast (`torch.autocast('cpu', torch.bfloat16)`, weights stay float32), names with
+`@compile` train through `torch.compile(model)` (inductor; forward columns stay eager; compile time printed).
 """
 import argparse, datetime, platform, time, os
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -73,20 +74,22 @@ def main():
         if cl: m = m.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
         xi = x.contiguous(memory_format=torch.channels_last) if cl else x
-        models[n] = (m, opt, xi, '@bf16' in n)
+        models[n] = (m, opt, xi, '@bf16' in n, torch.compile(m) if '@compile' in n else m)
         res[n] = dict(params=param_counts(m)['total'], fwd=[], fused=[], train=[], cpu=[], cost=macs(m, a.size))
 
-    def step(m, opt, xi, bf16=False):
+    def step(f, opt, xi, bf16=False):
         with torch.autocast('cpu', torch.bfloat16, enabled=bf16):
-            out = m(xi); out = out[0] if isinstance(out, tuple) else out
+            out = f(xi); out = out[0] if isinstance(out, tuple) else out
             loss = F.binary_cross_entropy_with_logits(out.float(), y)
         opt.zero_grad(); loss.backward(); opt.step()
 
-    for n, (m, opt, xi, bf) in models.items():      # warm-up (oneDNN primitive creation)
+    for n, (m, opt, xi, bf, f) in models.items():      # warm-up (oneDNN primitive creation, compilation)
         with torch.no_grad(): m.eval()(xi)
-        if not a.no_train: m.train(); step(m, opt, xi, bf)
+        if not a.no_train:
+            t = time.perf_counter(); m.train(); step(f, opt, xi, bf)
+            if f is not m: print(f"{n}: first (compiled) training step {time.perf_counter() - t:.0f} s", flush=True)
     for r in range(a.reps):
-        for n, (m, opt, xi, bf) in models.items():
+        for n, (m, opt, xi, bf, f) in models.items():
             m.eval()
             with torch.no_grad():
                 t = time.perf_counter(); m(xi); res[n]['fwd'].append(time.perf_counter() - t)
@@ -94,7 +97,7 @@ def main():
                 t = time.perf_counter(); fm(xi); res[n]['fused'].append(time.perf_counter() - t)
             if a.no_train: continue
             m.train()
-            t, c = time.perf_counter(), time.process_time(); step(m, opt, xi, bf)
+            t, c = time.perf_counter(), time.process_time(); step(f, opt, xi, bf)
             res[n]['train'].append(time.perf_counter() - t); res[n]['cpu'].append(time.process_time() - c)
         print(f"rep {r + 1}/{a.reps} done, load {os.getloadavg()[0]:.1f}", flush=True)
 

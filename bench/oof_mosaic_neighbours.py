@@ -6,7 +6,9 @@ RUN_DIR holds `oof.npz` and `postprocess.json` (a `time_to_score.py` or `salt_tr
 reconstructed from all train + test tiles. For each validation tile next to a training-fold tile (the model has
 seen its mask), the facing edge of that neighbour (its bottom row for the tile above, ...) is compared with the
 tile's true and predicted edges; then tiles next to a salty labeled edge get a lower threshold, and the score
-change is printed for each (edge fraction, threshold) pair.
+change is printed for each (edge fraction, threshold) pair. First it prints the reach of any mosaic context: how
+much of the score the validation tiles lose, by kind of truth, and how much of it on tiles with a mosaic neighbour
+of any kind (train or test): the most that neighbour-aware inputs or rules could win back.
 """
 import argparse, numpy as np, pandas as pd
 from salt_nb.data import load_tgs, find_tgs
@@ -36,6 +38,18 @@ def neighbour_edges(vid, val, pred, probs, sc, train, pos) -> pd.DataFrame:
                                  pred_cov=pred[k].mean(), score=sc[k], pmax=probs[k].max()))
     return pd.DataFrame(rows)
 
+def context_reach(vid, val, sc, pos) -> pd.DataFrame:
+    "Score lost (1 - score, summed) per kind of truth, in all and on the tiles with a mosaic neighbour (any tile)."
+    cell = {(g, x, y) for g, x, y in pos[['mosaic_id', 'x', 'y']].itertuples(index=False)}
+    where = {i: (g, x, y) for i, g, x, y in pos[['id', 'mosaic_id', 'x', 'y']].itertuples(index=False)}
+    nb = np.array([i in where and any((where[i][0], where[i][1] + dx, where[i][2] + dy) in cell for dx, dy in FACING)
+                   for i in vid])
+    cov, border = val.masks.mean((1, 2)), np.array([any(f(m).any() for f in FACING.values()) for m in val.masks])
+    kinds = {'all': cov >= 0, 'empty': cov == 0, 'salt under 10%': (cov > 0) & (cov < 0.1),
+             'salt under 10%, on the border': (cov > 0) & (cov < 0.1) & border, 'salt 10% or more': cov >= 0.1}
+    return pd.DataFrame([dict(truth=k, tiles=s.sum(), lost=(1 - sc[s]).sum(), tiles_with_neighbour=(s & nb).sum(),
+                              lost_with_neighbour=(1 - sc[s & nb]).sum()) for k, s in kinds.items()]).set_index('truth').round(1)
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('run'); p.add_argument('--data', default=None)
@@ -44,6 +58,8 @@ def main():
     oof = load_oof(a.run); pp = load_postprocess(RunDir(a.run).postprocess)
     vid = np.asarray(oof['ids']).astype(str); probs = as_float(oof['probs'])
     val = d.train[d.train.index(vid)]; pred = apply_postprocess(probs, pp); sc = precision_iou(pred, val.masks)
+    print("score lost by the validation tiles, and on those with a mosaic neighbour (train or test):")
+    print(context_reach(vid, val, sc, pos).to_string())
     df = neighbour_edges(vid, val, pred, probs, sc, d.train, pos)
     if not len(df): print(f"{len(vid)} validation tiles, none next to a labeled tile in a mosaic: nothing to measure"); return
     print(f"{len(vid)} validation tiles, {np.isin(vid, pos.id).sum()} in mosaics, {df.id.nunique()} next to a labeled tile ({len(df)} edges)")

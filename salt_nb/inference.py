@@ -437,6 +437,11 @@ def _mosaic_positions(mosaics, data: SaltData) -> pd.DataFrame | None:
     if mosaics is None or str(mosaics) == 'none': return None
     if data.train.masks is None or not len(data.train):
         print("note: mosaic post-processing skipped: the data has no train masks to continue"); return None
+    if str(mosaics) == 'auto':
+        try: import annoy
+        except ImportError:
+            print("note: mosaic post-processing skipped: --mosaics auto needs annoy (pip install annoy), "
+                  "or pass a salt_mosaic CSV made elsewhere"); return None
     t = time.time(); pos = mosaic_positions(mosaics, data)
     print(f"mosaics ({mosaics}): {len(pos)} of {len(data.train) + len(data.test)} tiles placed ({time.time() - t:.0f}s)")
     return pos

@@ -75,4 +75,5 @@ def test_oof_mosaic_neighbours(tmp_path, data):
     m = subprocess.run([sys.executable, str(REPO/'bench'/'oof_mosaic_neighbours.py'), str(tmp_path/'run'), '--data', str(data)],
                        capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
     assert m.returncode == 0, m.stdout[-2000:] + m.stderr[-2000:]
+    assert 'lost_with_neighbour' in m.stdout and 'salt under 10%, on the border' in m.stdout
     assert 'validation tiles' in m.stdout and ('threshold 0.25' in m.stdout or 'nothing to measure' in m.stdout)

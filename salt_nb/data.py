@@ -171,15 +171,19 @@ def _cache_file(path: Path, cache_dir=None) -> Path:
     return d/f"tgs-{path.name}-{key}.npz"
 
 # %% ../nbs/01_data.ipynb #c824d6b9
-def save_packed(data: SaltData, fn, test=True) -> Path:
-    "Write `data` as one uncompressed `.npz` (train only when `test=False`) that `load_tgs` reads back."
+def save_packed(data: SaltData, fn, test=True, compress: bool = False) -> Path:
+    "Write `data` as one `.npz` that `load_tgs` reads back: `test` True (all), False (none) or a number of test tiles."
     fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
-    tst = data.test if test else data.test[:0]
+    if test is True: tst, sample = data.test, data.sample_ids
+    else:
+        n = int(test or 0)
+        if n < 0 or n > len(data.test): raise ValueError(f"save_packed: test={test}: the data has {len(data.test)} test tiles")
+        tst = data.test[np.arange(n)]; sample = tst.ids if n else None   # a subset is its own sample submission
     arrs = dict(train_ids=data.train.ids, train_images=data.train.images, train_masks=data.train.masks,
                 train_depths=data.train.depths, test_ids=tst.ids, test_images=tst.images, test_depths=tst.depths,
-                sample_ids=data.sample_ids if (test and data.sample_ids is not None) else np.array([], str))
+                sample_ids=sample if sample is not None else np.array([], str))
     tmp = fn.with_name(f'{fn.name}.{os.getpid()}.tmp.npz')  # unique per process: parallel writers never collide
-    np.savez(tmp, **arrs); os.replace(tmp, fn)
+    (np.savez_compressed if compress else np.savez)(tmp, **arrs); os.replace(tmp, fn)
     return fn
 
 def _load_packed(fn: Path) -> SaltData:

@@ -41,6 +41,12 @@ PRESETS = {
     'gpu_resnet34': dict(name='gpu_resnet34', model='resnet34', model_kwargs=dict(pretrained=True), geometry='pad128',
                          bs=32, lr=1e-3, schedule='recipe', warmup_epochs=20, lovasz_epochs=20, n_cycles=4,
                          cycle_len=15, swa=True, folds=None),
+    # GPU from scratch (no weights to download: the GPU machine has no network): a ResNet34 U-Net without the first
+    # max-pool, the cpu_small recipe's shape (warm-up, one long Lovasz cycle, BN refresh) with the full augmentation;
+    # a starting point for bench/device_call.sh, NOT yet measured on a GPU
+    'gpu_scratch': dict(name='gpu_scratch', model='resnet34', model_kwargs=dict(pretrained=False, maxpool=False),
+                        geometry='pad128', bs=64, lr=2e-3, schedule='recipe', warmup_epochs=40, lovasz_epochs=0,
+                        n_cycles=1, cycle_len=60, swa=True, folds=[0], empty_frac=0.5, small_repeat=2, valid_every=4),
 }
 
 def get_config(spec=None, **overrides) -> RunConfig:
@@ -533,7 +539,7 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
 def salt_train(
     data: Param("Kaggle-layout data folder (train.csv, train/images, train/masks, depths.csv) or packed .npz", str),
     out: Param("run folder to write (config.yaml, checkpoints/, logs/, oof.npz, postprocess.json, metrics.json)", str) = None,
-    config: str = None,  # preset name (cpu_small, demo, gpu_resnet34) or YAML file; default cpu_small
+    config: str = None,  # preset name (cpu_small, demo, gpu_resnet34, gpu_scratch) or YAML file; default cpu_small
     folds: str = None,  # folds to train, e.g. 0 or 0,1,2,3,4 or all (default: the config's `folds`)
     minutes: float = None,  # size the whole schedule so that the run ends within this many minutes on this machine
     full: bool = False,  # train one model on ALL labeled tiles (no validation); see --postprocess

@@ -77,3 +77,28 @@ def test_oof_mosaic_neighbours(tmp_path, data):
     assert m.returncode == 0, m.stdout[-2000:] + m.stderr[-2000:]
     assert 'lost_with_neighbour' in m.stdout and 'salt under 10%, on the border' in m.stdout
     assert 'validation tiles' in m.stdout and ('threshold 0.25' in m.stdout or 'nothing to measure' in m.stdout)
+
+
+def test_device_call(tmp_path, data):
+    "bench/pack_device_data.py packs a folder with a few test tiles; bench/device_call.sh trains and predicts from it."
+    env = cli_env(SALT_NB_CACHE=tmp_path/'cache', OMP_WAIT_POLICY='PASSIVE', PYTHON=sys.executable,
+                  OUT=tmp_path/'out', RUN=tmp_path/'run')
+    pk = subprocess.run([sys.executable, str(REPO/'bench'/'pack_device_data.py'), str(tmp_path/'d.npz'), '--data', data, '--test', '5'],
+                        capture_output=True, text=True, timeout=300, env=env)
+    assert pk.returncode == 0 and '24 labeled tiles and 5 of' in pk.stdout, pk.stdout + pk.stderr[-2000:]
+    cfg = tmp_path/'tiny.yaml'
+    cfg.write_text(yaml.safe_dump(dict(name='pytest', model='tiny', geometry='resize64', bs=4, schedule='one_cycle', epochs=2, folds=[0])))
+    r = subprocess.run(['bash', str(REPO/'bench'/'device_call.sh'), '0.3', str(cfg), str(tmp_path/'d.npz')], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = tmp_path/'out'
+    for f in ('metrics.json', 'postprocess.json', 'oof.npz', 'submission.csv', 'test_probs.npz', 'train.log', 'predict.log'):
+        assert (out/f).exists(), f
+    sub = np.loadtxt(out/'submission.csv', dtype=str, delimiter=',', skiprows=1, usecols=0)
+    with np.load(tmp_path/'d.npz') as z: test_ids = z['test_ids']
+    assert sorted(sub) == sorted(test_ids) and len(test_ids) == 5
+    with np.load(out/'test_probs.npz') as z: assert z['probs'].dtype == np.uint8 and len(z['ids']) == 5
+    assert 'device_call: train' in r.stdout and 0 <= json.loads((out/'metrics.json').read_text())['oof']['score_cv_tuned'] <= 1
+    bad = subprocess.run(['bash', str(REPO/'bench'/'device_call.sh'), '1', str(cfg), str(tmp_path/'missing.npz')], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and 'no data file' in bad.stderr

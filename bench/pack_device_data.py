@@ -10,7 +10,7 @@ probabilities of 2000 tiles stay under that even for a barely trained model (11 
 packed test tiles are the file's sample submission. `bench/device_call.sh` reads the file. The output must
 be a git-ignored path (`.cache/` is), or the device tool would carry it twice.
 """
-import argparse, os, subprocess, sys
+import argparse, subprocess, sys
 from pathlib import Path
 
 
@@ -27,8 +27,8 @@ def main(argv=None):
     data = a.data or find_tgs()
     if data is None: sys.exit('pack_device_data: no TGS data found (set $SALT_NB_TGS or pass --data)')
     d = load_tgs(data, progress=False)
-    if a.test > len(d.test): sys.exit(f'pack_device_data: --test {a.test}: {data} has {len(d.test)} test tiles')
-    save_packed(d, out, test=a.test, compress=True)
+    try: save_packed(d, out, test=a.test, compress=True)   # checks --test against the data's test tiles
+    except ValueError as e: sys.exit(f'pack_device_data: {data}: {e}')
     mb = out.stat().st_size / 1e6
     print(f'{out}: {len(d.train)} labeled tiles and {a.test} of {len(d.test)} test tiles, {mb:.1f} MB')
     ign = subprocess.run(['git', 'check-ignore', '-q', str(out)], capture_output=True).returncode == 0

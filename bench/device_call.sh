@@ -8,10 +8,11 @@
 # On the GPU machine (device tool `run`, carry [".whl", ".cache"], timeout_s 600):
 #   bash bench/device_call.sh [MINUTES=7] [CONFIG=gpu_scratch] [DATA=.cache/tgs_device.npz]
 #
-# $OUT gets back the small results: train.log, predict.log, metrics.json (held-out fold 0 score, CV-tuned score,
-# img/s), postprocess.json, config.yaml, the per-epoch log, oof.npz (float16, compressed) and, when DATA has test
-# tiles, submission.csv and test_probs.npz (uint8, compressed; under the tool's 16 MiB a file for 2000 tiles): the files an ensemble member returns. Checkpoints stay on the
-# machine ($RUN). MOSAICS=FILE passes a salt_mosaic CSV made here (annoy has no wheel there; default none).
+# $OUT gets back the small results, 8 files at most (the device tool returns no more): call.log (training and
+# prediction output), metrics.json (held-out fold 0 score, CV-tuned score, img/s), postprocess.json, config.yaml,
+# epochs.csv (the per-epoch logs of all folds), oof.npz (float16, compressed) and, when DATA has test tiles,
+# submission.csv and test_probs.npz (uint8, compressed; under the tool's 16 MiB a file for 2000 tiles): the files an
+# ensemble member returns. Checkpoints stay on the machine ($RUN). MOSAICS=FILE passes a salt_mosaic CSV made here (annoy has no wheel there; default none).
 # Without .whl/ it runs in the current environment (that is how the test suite runs it on the CPU).
 set -euo pipefail
 MINUTES=${1:-7}; CONFIG=${2:-gpu_scratch}; DATA=${3:-.cache/tgs_device.npz}
@@ -31,18 +32,20 @@ for cmd in salt_train:salt_nb.train salt_predict:salt_nb.inference; do   # conso
 done
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "device_call: no nvidia-smi"
 echo "device_call: setup $(( $(date +%s) - t0 )) s; training $CONFIG for $MINUTES min on $DATA"
-"$PY" "$RUN.bin/salt_train" "$DATA" --out "$RUN" --minutes "$MINUTES" --config "$CONFIG" --quiet --overwrite 2>&1 | tee "$OUT/train.log"
+"$PY" "$RUN.bin/salt_train" "$DATA" --out "$RUN" --minutes "$MINUTES" --config "$CONFIG" --quiet --overwrite 2>&1 | tee "$OUT/call.log"
 t1=$(date +%s)
 squeeze() { "$PY" -c "import numpy as np, sys; z = dict(np.load(sys.argv[1])); np.savez_compressed(sys.argv[2], **z)" "$1" "$2"; }
 for f in metrics.json postprocess.json config.yaml; do [ -e "$RUN/$f" ] && cp "$RUN/$f" "$OUT/"; done
 [ -e "$RUN/oof.npz" ] && squeeze "$RUN/oof.npz" "$OUT/oof.npz"
-cp "$RUN"/logs/*.csv "$OUT/" 2>/dev/null || true
+"$PY" -c "import pandas as pd, sys, pathlib
+fs = sorted(pathlib.Path(sys.argv[1]).glob('fold*.csv'))
+if fs: pd.concat([pd.read_csv(f).assign(fold=int(f.stem[4:])) for f in fs]).to_csv(sys.argv[2], index=False)" "$RUN/logs" "$OUT/epochs.csv"
 n_test=$("$PY" -c "import numpy as np, sys; print(len(np.load(sys.argv[1])['test_ids']))" "$DATA" 2>/dev/null || echo folder)
 if [ "$n_test" = 0 ]; then
   echo "device_call: $DATA has no test tiles: no submission"
 else
   "$PY" "$RUN.bin/salt_predict" --model "$RUN" --data "$DATA" --out "$OUT/submission.csv" --probs "$RUN/test_probs.npz" \
-        --mosaics "${MOSAICS:-none}" --no-progress 2>&1 | tee "$OUT/predict.log"
+        --mosaics "${MOSAICS:-none}" --no-progress 2>&1 | tee -a "$OUT/call.log"
   squeeze "$RUN/test_probs.npz" "$OUT/test_probs.npz"
 fi
 t2=$(date +%s)

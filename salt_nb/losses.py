@@ -9,7 +9,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['MASK_LOSSES', 'unpack_output', 'lovasz_hinge', 'lovasz_elu', 'symmetric_lovasz', 'bce_loss', 'soft_dice_loss',
-           'bce_dice_loss', 'focal_loss', 'SaltLoss']
+           'bce_dice_loss', 'lovasz_bce_loss', 'focal_loss', 'SaltLoss']
 
 # %% ../nbs/04_losses.ipynb #7ee1b384
 def unpack_output(out) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
@@ -73,6 +73,11 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: float 
     "Weighted sum of BCE and per-image soft Dice loss."
     return bce_weight * bce_loss(logits, target) + dice_weight * soft_dice_loss(logits, target)
 
+# %% ../nbs/04_losses.ipynb #08aed2ff
+def lovasz_bce_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: float = 0.5) -> torch.Tensor:
+    "Per-image Lovasz hinge plus `bce_weight` * pixel BCE: the hinge's IoU target with a calibrated pixel term beside it."
+    return lovasz_hinge(logits, target) + bce_weight * bce_loss(logits, target)
+
 # %% ../nbs/04_losses.ipynb #2b0e39be
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float | None = None) -> torch.Tensor:
     "Binary focal loss: BCE weighted by (1 - p_t)**gamma (and alpha for salt, 1 - alpha for background)."
@@ -85,7 +90,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, a
 
 # %% ../nbs/04_losses.ipynb #97a3aaa8
 MASK_LOSSES = dict(lovasz=lovasz_hinge, lovasz_elu=lovasz_elu, symmetric_lovasz=symmetric_lovasz, bce=bce_loss, dice=soft_dice_loss,
-                   bce_dice=bce_dice_loss, focal=focal_loss)  # mask losses by name, for configs and `SaltLoss`
+                   bce_dice=bce_dice_loss, lovasz_bce=lovasz_bce_loss, focal=focal_loss)  # mask losses by name, for configs and `SaltLoss`
 
 # %% ../nbs/04_losses.ipynb #781b84a8
 class SaltLoss(nn.Module):

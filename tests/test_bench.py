@@ -1,5 +1,5 @@
 "The benchmark scripts bench/time_to_score.py and bench/reference_unet.py end to end on a tiny synthetic folder, as subprocesses."
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 import numpy as np, pytest, yaml
 
 from conftest import REPO, cli_env, tiny_synth
@@ -92,8 +92,13 @@ def test_device_call(tmp_path, data):
                        capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = tmp_path/'out'
-    for f in ('metrics.json', 'postprocess.json', 'oof.npz', 'submission.csv', 'test_probs.npz', 'train.log', 'predict.log'):
+    for f in ('metrics.json', 'postprocess.json', 'oof.npz', 'submission.csv', 'test_probs.npz', 'call.log', 'epochs.csv'):
         assert (out/f).exists(), f
+    back = [f for f in out.rglob('*') if f.is_file()]      # what the device tool returns: 8 files, plain names
+    assert len(back) <= 8 and all(re.fullmatch(r'[A-Za-z0-9._-]+', f.name) for f in back), back
+    assert 'train_loss' in (out/'epochs.csv').read_text().splitlines()[0]
+    log = (out/'call.log').read_text()                      # salt_train's and salt_predict's output, in order
+    assert log.index('budget 0.3 min') < log.index('submission.csv: 5 tiles')
     sub = np.loadtxt(out/'submission.csv', dtype=str, delimiter=',', skiprows=1, usecols=0)
     with np.load(tmp_path/'d.npz') as z: test_ids = z['test_ids']
     assert sorted(sub) == sorted(test_ids) and len(test_ids) == 5

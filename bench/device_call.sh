@@ -12,7 +12,8 @@
 # prediction output), metrics.json (held-out fold 0 score, CV-tuned score, img/s), postprocess.json, config.yaml,
 # epochs.csv (the per-epoch logs of all folds), oof.npz (float16, compressed) and, when DATA has test tiles,
 # submission.csv and test_probs.npz (uint8, compressed; under the tool's 16 MiB a file for 2000 tiles): the files an
-# ensemble member returns. Checkpoints stay on the machine ($RUN). MOSAICS=FILE passes a salt_mosaic CSV made here (annoy has no wheel there; default none).
+# ensemble member returns. Checkpoints stay on the machine ($RUN). MOSAICS=FILE passes a salt_mosaic CSV made here
+# (annoy has no wheel there; default none).
 # Without .whl/ it runs in the current environment (that is how the test suite runs it on the CPU).
 set -euo pipefail
 MINUTES=${1:-7}; CONFIG=${2:-gpu_scratch}; DATA=${3:-.cache/tgs_device.npz}

@@ -33,7 +33,7 @@ PRESETS = {
     # (see bench/time_to_score.py): BCE+Dice warm-up, then one long Lovasz(+BCE) cosine cycle (no restarts), its end BN-refreshed
     'cpu_small': dict(name='cpu_small', model='unet', geometry='pad112', channels_last='on', bs=16, lr=3e-3, aug_affine_p=0.,
                       schedule='recipe', warmup_epochs=16, lovasz_epochs=0, n_cycles=1, cycle_len=48, swa=True, folds=[0],
-                      empty_frac=0.5, small_repeat=2, valid_every=4, lovasz_loss='lovasz_bce'),
+                      empty_frac=0.5, valid_every=4, lovasz_loss='lovasz_bce'),
     # the `make demo` config: a tiny model that learns the synthetic data within about two minutes on a CPU
     'demo': dict(name='demo', model='tiny', geometry='resize64', channels_last='on', bs=16, lr=5e-3, schedule='one_cycle',
                  epochs=12, loss='bce_dice', folds=[0], tta=True),

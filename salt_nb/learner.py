@@ -351,7 +351,7 @@ def salt_learner(dls: DataLoaders, cfg: RunConfig | None = None, model: nn.Modul
     if rd is not None:
         extra += [SaltCSVLogger(rd.log(fold).resolve()), SaveBestCallback(rd.best(fold), cfg, fold=fold), ResumeCallback(rd.state(fold))]
     opt_func = partial(SGD, mom=cfg.mom) if cfg.opt == 'sgd' else _OPTS[cfg.opt]
-    path = rd.path if rd is not None else Path(tempfile.gettempdir())/'salt_nb'
+    path = rd.path if rd is not None else Path(tempfile.gettempdir())/'salt_nb_learner'   # not 'salt_nb': it would shadow the package
     learn = SaltLearner(dls, model, loss_func=loss, opt_func=opt_func, lr=cfg.lr, metrics=metrics, wd=cfg.wd, path=path,
                         cbs=extra + list(cbs or []))
     if not progress: learn.remove_cb(ProgressCallback)

@@ -24,8 +24,8 @@ from .inference import predict_probs, tune_postprocess, cv_tuned_score, save_pos
 __all__ = ['PRESETS', 'get_config', 'make_folds', 'schedule_epochs', 'scale_schedule', 'world_size', 'rank', 'init_distrib',
            'rank0_value', 'rank_run_dir', 'DataParallelTrainer', 'distrib_ctx', 'EpochLine', 'stage_ends', 'ScoreCurve',
            'final_checkpoint', 'train_fold', 'summary_table', 'train_kfold', 'train_full', 'measure_speed',
-           'epoch_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs', 'fit_budget', 'read_groups', 'train_run',
-           'salt_train']
+           'epoch_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs', 'fit_budget', 'budget_note', 'read_groups',
+           'train_run', 'salt_train']
 
 # %% ../nbs/08_train.ipynb #261adc11
 PRESETS = {
@@ -479,6 +479,15 @@ def _describe(cfg: RunConfig) -> str:
     if cfg.schedule == 'sgdr': return f"sgdr {cfg.n_cycles}x{cfg.cycle_len}"
     return f"one_cycle {cfg.epochs}"
 
+# %% ../nbs/08_train.ipynb #ee1035eb
+def budget_note(minutes: float, seconds: float, low: float = 0.8) -> str:
+    "One line on how much of a `minutes` budget a run used (`seconds`), with the likely cause when the plan was far off."
+    msg = f"used {seconds / 60:.1f} of the {minutes:g}-min budget"
+    if seconds > minutes * 60: return msg + ": over it (the machine slowed down after the planner timed its steps?)"
+    if seconds < low * minutes * 60:
+        return msg + ": the planner timed slower steps than the run's (was the machine busy while it measured?)"
+    return msg
+
 # %% ../nbs/08_train.ipynb #2bcfd1b3
 def read_groups(path, ids) -> np.ndarray:
     "A group id per tile in `ids` from a CSV with `id` and a `group`/`mosaic`/`mosaic_id`/`section` column (-1: none)."
@@ -526,13 +535,17 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
         raise ValueError(f"config {cfg.name!r} has split: grouped; give --groups (a CSV of tile ids and groups)")
     if full:
         if minutes: cfg = fit_budget(cfg, ts, 0, 1, minutes, t0, device)
-        return train_full(ts, cfg, out, postprocess, device, progress, quiet, resume, overwrite)
-    fl = make_folds(ts, cfg.n_folds, cfg.seed, grp)
-    ids = cfg.folds if cfg.folds is not None else list(range(cfg.n_folds))
-    if minutes:
-        n_valid = int(np.mean([(fl == k).sum() for k in ids]))
-        cfg = fit_budget(cfg, ts, n_valid, len(ids), minutes, t0, device)
-    return train_kfold(ts, cfg, out, fl, ids, device=device, progress=progress, quiet=quiet, resume=resume, overwrite=overwrite)
+        m = train_full(ts, cfg, out, postprocess, device, progress, quiet, resume, overwrite)
+    else:
+        fl = make_folds(ts, cfg.n_folds, cfg.seed, grp)
+        ids = cfg.folds if cfg.folds is not None else list(range(cfg.n_folds))
+        if minutes:
+            n_valid = int(np.mean([(fl == k).sum() for k in ids]))
+            cfg = fit_budget(cfg, ts, n_valid, len(ids), minutes, t0, device)
+        m = train_kfold(ts, cfg, out, fl, ids, device=device, progress=progress, quiet=quiet, resume=resume,
+                        overwrite=overwrite)
+    if minutes and not rank(): print(budget_note(minutes, time.time() - t0), flush=True)
+    return m
 
 # %% ../nbs/08_train.ipynb #a009db80
 @call_parse

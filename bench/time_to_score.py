@@ -23,7 +23,8 @@ import numpy as np, torch
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--config', default='cpu_small', help='preset name or YAML file (salt_nb.train.get_config)')
+    p.add_argument('--config', default=None, help="preset name or YAML file (salt_nb.train.get_config); default: salt_train's "
+                   "for this machine (cpu_small, or cpu_fp32 on a CPU without native bf16)")
     p.add_argument('--minutes', type=float, default=30, help='wall-clock budget for the whole run (sizes the schedule)')
     p.add_argument('--epochs', type=int, default=None, help='fixed number of epochs instead of a budget')
     p.add_argument('--out', default=None, help='run folder (default: runs/tts_<config>_<minutes>m)')
@@ -57,7 +58,7 @@ def main(argv=None):
     sd = load_tgs(data, progress=False)
     ts = sd.train
     over = {k: yaml.safe_load(v) for k, v in (s.split('=', 1) for s in a.set)}
-    cfg = get_config(a.config, **{'folds': [0], 'n_folds': 5, 'seed': 42, **over})   # --set seed=N: another training seed, same split
+    cfg = get_config(a.config, a.device, **{'folds': [0], 'n_folds': 5, 'seed': 42, **over})   # --set seed=N: another training seed, same split
     folds = make_folds(ts, 5, 42, read_groups(a.groups, ts.ids) if a.groups else None)
     n_valid = int((folds == 0).sum())
     drop = [k.strip() for k in a.drop_folds.split(',') if k.strip()]

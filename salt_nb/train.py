@@ -16,16 +16,16 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 from .data import TileSet, load_tgs, coverage, coverage_class, stratified_folds, grouped_folds
 from .metrics import competition_metric
-from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json
+from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json, native_bf16
 from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback, LowResWarmup
 from .inference import predict_probs, tune_postprocess, cv_tuned_score, save_postprocess, load_postprocess, save_probs
 
 # %% auto #0
-__all__ = ['PRESETS', 'get_config', 'make_folds', 'schedule_epochs', 'scale_schedule', 'world_size', 'rank', 'init_distrib',
-           'rank0_value', 'rank_run_dir', 'DataParallelTrainer', 'distrib_ctx', 'EpochLine', 'stage_ends', 'ScoreCurve',
-           'final_checkpoint', 'train_fold', 'summary_table', 'train_kfold', 'train_full', 'measure_speed',
-           'epoch_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs', 'fit_budget', 'budget_note', 'read_groups',
-           'train_run', 'salt_train']
+__all__ = ['PRESETS', 'default_config', 'get_config', 'make_folds', 'schedule_epochs', 'scale_schedule', 'world_size', 'rank',
+           'init_distrib', 'rank0_value', 'rank_run_dir', 'DataParallelTrainer', 'distrib_ctx', 'EpochLine',
+           'stage_ends', 'ScoreCurve', 'final_checkpoint', 'train_fold', 'summary_table', 'train_kfold', 'train_full',
+           'measure_speed', 'epoch_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs', 'fit_budget', 'budget_note',
+           'read_groups', 'train_run', 'salt_train']
 
 # %% ../nbs/08_train.ipynb #261adc11
 PRESETS = {
@@ -48,10 +48,18 @@ PRESETS = {
                         geometry='pad128', bs=64, lr=2e-3, schedule='recipe', warmup_epochs=40, lovasz_epochs=0,
                         n_cycles=1, cycle_len=60, swa=True, folds=[0], empty_frac=0.5, small_repeat=2, valid_every=4),
 }
+# the default on CPUs without native bf16 (AVX2 only: most laptops and older servers), where bf16 is emulated and
+# float32 is all there is: the same recipe on `small` (stride-2 stem, widths 24-192), 3x the `unet`'s float32 speed
+PRESETS['cpu_fp32'] = dict(PRESETS['cpu_small'], name='cpu_fp32', model='small', precision='fp32')
 
-def get_config(spec=None, **overrides) -> RunConfig:
-    "A `RunConfig` from a preset name or a YAML file (default preset: 'cpu_small'), with `overrides` applied."
-    spec = 'cpu_small' if spec is None else spec
+def default_config(device=None) -> str:
+    "The preset used when none is named: 'cpu_small' on a GPU or a CPU with native bf16, 'cpu_fp32' on other CPUs."
+    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    return 'cpu_small' if device.type != 'cpu' or native_bf16() else 'cpu_fp32'
+
+def get_config(spec=None, device=None, **overrides) -> RunConfig:
+    "A `RunConfig` from a preset name or a YAML file (default: `default_config(device)`), with `overrides` applied."
+    spec = default_config(device) if spec is None else spec
     if isinstance(spec, RunConfig): cfg = spec
     elif str(spec) in PRESETS: cfg = RunConfig.from_dict(PRESETS[str(spec)])
     elif Path(spec).suffix in ('.yaml', '.yml') or Path(spec).exists(): cfg = RunConfig.from_yaml(spec)
@@ -522,7 +530,10 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
         cfg, minutes = rd.load_config(), None
         print(f"resuming {rd.path} with its config.yaml ({cfg.name}, {_describe(cfg)})")
     else:
-        cfg = get_config(config, **overrides)
+        cfg = get_config(config, device, **overrides)
+        if config is None and not rank():
+            print(f"config {cfg.name} ({cfg.model}, {cfg.geometry}): the default on "
+                  f"{'a CPU without native bf16' if cfg.name == 'cpu_fp32' else 'this machine'} (--config to choose)", flush=True)
         if folds is not None: cfg = cfg.replace(folds=_parse_folds(folds) if not isinstance(folds, list) else folds)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     device = init_distrib(device)
@@ -552,7 +563,7 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
 def salt_train(
     data: Param("Kaggle-layout data folder (train.csv, train/images, train/masks, depths.csv) or packed .npz", str),
     out: Param("run folder to write (config.yaml, checkpoints/, logs/, oof.npz, postprocess.json, metrics.json)", str) = None,
-    config: str = None,  # preset name (cpu_small, demo, gpu_resnet34, gpu_scratch) or YAML file; default cpu_small
+    config: str = None,  # preset name (cpu_small, cpu_fp32, demo, gpu_resnet34, gpu_scratch) or YAML file; default cpu_small, or cpu_fp32 on a CPU without native bf16
     folds: str = None,  # folds to train, e.g. 0 or 0,1,2,3,4 or all (default: the config's `folds`)
     minutes: float = None,  # size the whole schedule so that the run ends within this many minutes on this machine
     full: bool = False,  # train one model on ALL labeled tiles (no validation); see --postprocess

@@ -21,6 +21,19 @@ from pathlib import Path
 import numpy as np, torch
 
 
+def parse_set(items) -> dict:
+    "KEY=VALUE config overrides: YAML values, except text for the config's text fields (`channels_last=off` stays 'off')."
+    import dataclasses, yaml
+    from salt_nb.runs import RunConfig
+    text = {f.name for f in dataclasses.fields(RunConfig) if f.type == 'str'}
+    out = {}
+    for item in items:
+        k, sep, v = item.partition('=')
+        if not sep: raise ValueError(f"override {item!r} is not KEY=VALUE")
+        out[k] = v if k in text else yaml.safe_load(v)
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--config', default=None, help="preset name or YAML file (salt_nb.train.get_config); default: salt_train's "
@@ -44,7 +57,6 @@ def main(argv=None):
     p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides (YAML values), e.g. bs=64 geometry=resize96')
     a = p.parse_args(argv)
     t0 = time.time()
-    import yaml
     from salt_nb.data import load_tgs, find_tgs
     from salt_nb.train import get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs, stage_ends
     if a.threads: torch.set_num_threads(a.threads)
@@ -57,7 +69,8 @@ def main(argv=None):
     from salt_nb.inference import load_probs, pseudo_extra, with_pseudo
     sd = load_tgs(data, progress=False)
     ts = sd.train
-    over = {k: yaml.safe_load(v) for k, v in (s.split('=', 1) for s in a.set)}
+    try: over = parse_set(a.set)
+    except ValueError as e: sys.exit(f'time_to_score: --set: {e}')
     cfg = get_config(a.config, a.device, **{'folds': [0], 'n_folds': 5, 'seed': 42, **over})   # --set seed=N: another training seed, same split
     folds = make_folds(ts, 5, 42, read_groups(a.groups, ts.ids) if a.groups else None)
     n_valid = int((folds == 0).sum())

@@ -59,9 +59,10 @@ def test_reference_unet(tmp_path, data):
     "The plain-PyTorch reference of the training issue (bench/reference_unet.py) trains and scores fold 0."
     run = lambda *a: subprocess.run([sys.executable, str(REPO/'bench'/'reference_unet.py'), '--data', data, *map(str, a)],
                                     capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
-    r = run('--epochs', 2, '--bs', 4, '--out', tmp_path/'ref')
+    r = run('--epochs', 2, '--bs', 4, '--precision', 'fp32', '--out', tmp_path/'ref')
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads((tmp_path/'ref'/'result.json').read_text())
+    assert res['bf16'] is False and 'float32' in r.stdout          # as asked, whatever the CPU
     assert res['epochs'] == 2 and res['n_train'] + res['n_valid'] == 24 and res['n_valid'] > 0
     assert [c['epoch'] for c in res['curve']] == [1, 2] and all(0 <= c['score_tuned'] <= 1 for c in res['curve'])
     bad = run('--epochs', 1, '--bs', 64, '--out', tmp_path/'bad')
@@ -107,3 +108,19 @@ def test_device_call(tmp_path, data):
     bad = subprocess.run(['bash', str(REPO/'bench'/'device_call.sh'), '1', str(cfg), str(tmp_path/'missing.npz')], cwd=tmp_path,
                          capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode == 2 and 'no data file' in bad.stderr
+
+
+def test_step_phases(tmp_path, data):
+    "bench/step_phases.py times the phases of training steps of two configs in turn, overrides applied; bad specs fail clearly."
+    run = lambda *a: subprocess.run([sys.executable, str(REPO/'bench'/'step_phases.py'), '--data', data, *map(str, a)],
+                                    capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+    r = run('demo', 'demo:bs=4,channels_last=off', '--steps', 5, '--reps', 2)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = [l.split('|')[1:-1] for l in r.stdout.splitlines() if l.startswith('| demo')]
+    assert [(c.strip(), k.strip()) for c, k, *_ in rows] == [('demo', '1'), ('demo:bs=4,channels_last=off', '1'),
+                                                             ('demo', '2'), ('demo:bs=4,channels_last=off', '2')]
+    for row in rows:
+        data_ms, fwd, loss, bwd, step, total, rate = map(float, row[2:])
+        assert min(fwd, loss, bwd, step) > 0 and data_ms + fwd + loss + bwd + step <= total * 1.5 and rate > 0
+    bad = run('demo:bss=4')
+    assert bad.returncode != 0 and "unknown config key 'bss'" in bad.stderr

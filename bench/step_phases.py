@@ -4,7 +4,7 @@ milliseconds per tile spent in the data loader, the forward pass, the loss, the 
     python bench/step_phases.py cpu_fp32 cpu_small [--steps 24] [--reps 2] [--data DIR]
     python bench/step_phases.py cpu_fp32 cpu_fp32:channels_last=off cpu_fp32:bs=32
 
-Each argument is a preset or YAML file, optionally with `:key=value,key=value` overrides (YAML values). The configs
+Each argument is a preset or YAML file, optionally with `:key=value,key=value` overrides (as time_to_score.py's --set). The configs
 are timed in turn, `--reps` rounds of them, so a machine whose speed drifts (a shared VM) hurts them alike; each
 round is one epoch of `--steps` batches on the first labeled tiles (every tile drawn: `empty_frac` 1), the median
 over its batches after 3 warm-up batches. The Lovasz-stage loss of a `recipe` config is timed (its longest stage).

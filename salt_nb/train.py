@@ -49,7 +49,7 @@ PRESETS = {
                         n_cycles=1, cycle_len=60, swa=True, folds=[0], empty_frac=0.5, small_repeat=2, valid_every=4),
 }
 # the default on CPUs without native bf16 (AVX2 only: most laptops and older servers), where bf16 is emulated and
-# float32 is all there is: the same recipe on `small` (stride-2 stem, widths 24-192), 3x the `unet`'s float32 speed
+# float32 is all there is: the same recipe on `small` (stride-2 stem, widths 24-192), twice the `unet`'s float32 tiles/s
 PRESETS['cpu_fp32'] = dict(PRESETS['cpu_small'], name='cpu_fp32', model='small', precision='fp32')
 
 def default_config(device=None) -> str:

@@ -3,7 +3,8 @@ validation score (flip TTA, tuned threshold) against training time.
 
 The split is fold 0 of `salt_nb.train.make_folds` with 5 folds and seed 42: a coverage-stratified 2400/600 split of
 the 3000 labeled tiles, the same tiles `salt_train DATA --out RUN` holds out with its default config. The schedule is
-sized to the budget exactly as `salt_train --minutes` does (measured step time, never cut mid-way), and the score is
+sized to the budget exactly as `salt_train --minutes` does (measured step time, the cycles re-planned from the
+warm-up's real epochs, never cut mid-way), and the score is
 taken at the end of every stage of the schedule (and every `--every` epochs). Runs unchanged on a CPU or a GPU.
 
     python bench/time_to_score.py --config cpu_small --minutes 30 --out runs/tts_cpu_small
@@ -58,7 +59,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     t0 = time.time()
     from salt_nb.data import load_tgs, find_tgs
-    from salt_nb.train import get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs, stage_ends
+    from salt_nb.train import (get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs,
+                               stage_ends, BudgetReplan, tune_seconds)
+    from salt_nb.runs import RunDir
     if a.threads: torch.set_num_threads(a.threads)
     from salt_nb.learner import WeightEMA
     try: decays = [WeightEMA(float(d)).decay for d in a.ema.split(',') if d.strip()]
@@ -104,7 +107,9 @@ def main(argv=None):
     ema_path = lambda d: out/'checkpoints'/f'fold0_ema{d:g}.pth'
     emas = [lambda data, valid, c, d=d: WeightEMA(d, ema_start, ema_path(d), c) for d in decays]
     m = train_kfold(ts, cfg, out, folds, [0], device=a.device, progress=False, quiet=True, overwrite=True,
-                    cbs=[ScoreCurve.factory(every=a.every, t0=t0, verbose=True)] + emas)
+                    cbs=[ScoreCurve.factory(every=a.every, t0=t0, verbose=True)] + emas
+                        + ([] if a.epochs else [BudgetReplan(t0 + a.minutes * 60, 1, tune_seconds(n_valid, 1))]))
+    cfg = RunDir(out).load_config()                     # as trained: a budget re-plan may have resized the cycles
     f0 = m['folds'][0]
     wall = time.time() - t0
     ema_scores = {f'{d:g}': score_ema(ema_path(d), ts, folds == 0, cfg, a.device) for d in decays}

@@ -37,7 +37,8 @@ __all__ = ['TensorSeismic', 'TensorSaltMask', 'TileArrays', 'PrepareBatch', 'Bat
            'show_batch', 'show_results', 'SaltIoU', 'CPUAutocast', 'accel_callbacks', 'SaveBestCallback',
            'SaltCSVLogger', 'ResumeCallback', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'make_loss',
            'salt_learner', 'ValidEvery', 'SnapshotCallback', 'stage_fractions', 'sgdr_sched', 'fit_sgdr', 'swa_average',
-           'WeightEMA', 'StageLossCallback', 'LowResWarmup', 'recipe_sched', 'fit_recipe']
+           'WeightEMA', 'StageLossCallback', 'LowResWarmup', 'recipe_sched', 'cycle_progress', 'fit_recipe',
+           'resize_recipe']
 
 # %% ../nbs/06_learner.ipynb #674c1efb
 class TensorSeismic(TensorImageBW):
@@ -315,9 +316,11 @@ class SaltLearner(Learner):
         finally: self.first_epoch = 0
 
     def _do_fit(self):
-        for epoch in range(self.first_epoch, self.n_epoch):
+        epoch = self.first_epoch
+        while epoch < self.n_epoch:     # read at every epoch: `resize_recipe` may lengthen or shorten a running fit
             self.epoch = epoch
             self._with_events(self._do_epoch, 'epoch', CancelEpochException)
+            epoch += 1
 
 # %% ../nbs/06_learner.ipynb #58b19f0c
 def resume_epoch(learn: Learner, n_epoch: int) -> int:
@@ -503,11 +506,26 @@ def recipe_sched(cfg: RunConfig):
     if w: lens.append(w); scheds.append(combined_cos(0.25, lr / 25, lr, lr / 10))
     if l: lens.append(l); scheds.append(SchedCos(lr / 2, lr / 20))
     for _ in range(cfg.n_cycles): lens.append(cfg.cycle_len); scheds.append(SchedCos(clr, clr / 100))
-    return (combine_scheds(stage_fractions(lens), scheds) if n else None), n
+    if not n: return None, n
+    f = combine_scheds(stage_fractions(lens), scheds)
+    if not cfg.cycle_retimes: return f, n
+    start, cyc = w + l, SchedCos(clr, clr / 100)           # a re-timed single cycle: the cosine at its stretched progress
+    return (lambda pct: f(pct) if pct * n < start else cyc(cycle_progress(cfg, pct * n))), n
+
+def cycle_progress(cfg: RunConfig, t: float) -> float:
+    "How far (0..1) the single cycle of a re-timed recipe is at (fractional) epoch `t`: each re-plan re-spreads the rest."
+    start = cfg.warmup_epochs + cfg.lovasz_epochs
+    knots, lens = [start] + [k for k, _ in cfg.cycle_retimes], [L for _, L in cfg.cycle_retimes] + [cfg.cycle_len]
+    c = 0.
+    for i, k in enumerate(knots):
+        end = start + lens[i]                               # where the cycle ends with the length it has from epoch k on
+        if i + 1 < len(knots) and t >= knots[i + 1]: c += (1 - c) * (knots[i + 1] - k) / (end - k); continue
+        return min(1., c + (1 - c) * max(t - k, 0.) / (end - k))
 
 def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = False, cbs=None) -> dict:
     "BCE+Dice warm-up, Lovasz, then cosine snapshot cycles (and SWA), as one resumable fit; returns the checkpoints written."
     cfg = cfg or learn.cfg
+    learn.cfg = cfg                                         # what the fit runs; `resize_recipe` may change its cycles
     sched, n = recipe_sched(cfg)
     if n == 0: raise ValueError("fit_recipe: the config has no epochs (warmup_epochs, lovasz_epochs and n_cycles are all 0)")
     start = cfg.warmup_epochs + cfg.lovasz_epochs
@@ -519,6 +537,7 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
     if cfg.n_cycles: extra.append(SnapshotCallback(cfg.cycle_len, lambda j: rd.snap(fold, j), cfg, start=start))
     if cfg.ema: extra.append(ema := WeightEMA(cfg.ema, cfg.warmup_epochs, rd.swa(fold), cfg))
     learn.fit(n, cbs=extra + list(cbs or []), resume=resume)
+    cfg = learn.cfg
     out = dict(best=rd.best(fold) if rd is not None and rd.best(fold).exists() else None,
                snapshots=[rd.snap(fold, j) for j in range(cfg.n_cycles)] if cfg.n_cycles else [], swa=None)
     if cfg.ema:                                             # the average, its BatchNorm statistics recomputed
@@ -528,3 +547,25 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
         model = swa_average(out['snapshots'], learn.dls)
         out['swa'] = save_checkpoint(rd.swa(fold), model, cfg, fold=fold, snapshots=[p.name for p in out['snapshots']])
     return out
+
+# %% ../nbs/06_learner.ipynb #de283658
+def resize_recipe(learn: Learner, cycle_len: int) -> RunConfig:
+    "Give a running `fit_recipe` snapshot cycles of `cycle_len` epochs from the next epoch on (call it after an epoch); the new config."
+    old, done = learn.cfg, learn.epoch + 1
+    start = old.warmup_epochs + old.lovasz_epochs
+    if cycle_len < 1 or old.n_cycles < 1: raise ValueError(f"a recipe resized needs cycles, got {old.n_cycles} x {cycle_len}")
+    if done <= start: cfg = old.replace(cycle_len=cycle_len)          # the cycles have not started: a plain new length
+    elif old.n_cycles != 1:
+        raise ValueError(f"the cycles started at epoch {start}: only a single cycle can be re-timed once started, not {old.n_cycles}")
+    elif cycle_len < done - start + 1:
+        raise ValueError(f"a cycle of {cycle_len} epochs would have ended before epoch {done + 1}: it needs at least {done - start + 1}")
+    else: cfg = old.replace(cycle_len=cycle_len, cycle_retimes=old.cycle_retimes + [[done, old.cycle_len]])
+    sched, n = recipe_sched(cfg)
+    for cb in learn.cbs:
+        if isinstance(cb, ParamScheduler) and 'lr' in cb.scheds: cb.scheds['lr'] = sched
+        if isinstance(cb, SnapshotCallback): cb.cycle_len = cfg.cycle_len
+        if isinstance(cb, ProgressCallback) and getattr(cb, 'mbar', None) is not None: cb.mbar.main_bar.total = n
+        if 'cfg' in vars(cb) and cb.cfg == old: cb.cfg = cfg        # checkpoints describe the schedule they came from
+        if hasattr(type(cb), 'recipe_resized'): cb.recipe_resized(cfg)
+    learn.n_epoch, learn.cfg = n, cfg
+    return cfg

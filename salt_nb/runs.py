@@ -92,6 +92,9 @@ class RunConfig:
     n_cycles: int = 4
     cycle_len: int = 10
     cycle_lr: float | None = None
+    # a time budget's re-plans inside a single cycle (salt_nb.train.BudgetReplan): [epochs done, cycle_len until then]
+    # in order; `cycle_len` is the final length, and the cosine's rest was stretched or squeezed at each re-plan
+    cycle_retimes: list = field(default_factory=list)
     swa: bool = True
     # with `ema` > 0 the fold's averaged model (fold{k}_swa.pth) is instead a moving average of the weights, `ema` its
     # decay per optimiser step, kept from the end of the warm-up (salt_nb.learner.WeightEMA), BatchNorm recomputed
@@ -123,9 +126,23 @@ class RunConfig:
         if self.ema and self.schedule != 'recipe':
             raise ValueError(f"config field 'ema': a moving average of the weights needs schedule 'recipe', not {self.schedule!r}")
         if self.valid_every < 0: raise ValueError(f"config field 'valid_every': {self.valid_every} must be >= 0")
+        if self.cycle_retimes: self._check_retimes()
         if self.warmup_size and not (32 <= self.warmup_size < self.geom.size and self.warmup_size % 8 == 0):
             raise ValueError(f"config field 'warmup_size': {self.warmup_size} must be 0 or a multiple of 8 from 32 to "
                              f"below the geometry's size ({self.geom.size} for {self.geometry!r})")
+
+    def _check_retimes(self):
+        start, k0 = self.warmup_epochs + self.lovasz_epochs, None
+        if self.n_cycles != 1:
+            raise ValueError(f"config field 'cycle_retimes': only a single cycle is re-timed, not {self.n_cycles} cycles")
+        for r in self.cycle_retimes:
+            ok = isinstance(r, (list, tuple)) and len(r) == 2 and all(isinstance(v, int) for v in r)
+            if not ok or not start < r[0] < start + r[1] or (k0 is not None and r[0] <= k0):
+                raise ValueError(f"config field 'cycle_retimes': {r!r} is not [epochs done, cycle length then] inside the "
+                                 f"cycle (from epoch {start}), after the previous one")
+            k0 = r[0]
+        if self.cycle_len < k0 - start + 1:
+            raise ValueError(f"config field 'cycle_retimes': cycle_len {self.cycle_len} ends before the last re-plan at epoch {k0}")
 
     @property
     def geom(self) -> Geometry: return Geometry.from_str(self.geometry)

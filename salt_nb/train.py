@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from fastcore.basics import noop
+from fastcore.basics import noop, store_attr
 from fastcore.script import call_parse, Param
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
@@ -17,15 +17,16 @@ from fastai.torch_core import set_seed
 from .data import TileSet, load_tgs, coverage, coverage_class, stratified_folds, grouped_folds
 from .metrics import competition_metric
 from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json, native_bf16
-from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback, LowResWarmup
+from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback, LowResWarmup, resize_recipe
 from .inference import predict_probs, tune_postprocess, cv_tuned_score, save_postprocess, load_postprocess, save_probs
 
 # %% auto #0
 __all__ = ['PRESETS', 'default_config', 'get_config', 'make_folds', 'schedule_epochs', 'scale_schedule', 'world_size', 'rank',
            'init_distrib', 'rank0_value', 'rank_run_dir', 'DataParallelTrainer', 'distrib_ctx', 'EpochLine',
            'stage_ends', 'ScoreCurve', 'final_checkpoint', 'train_fold', 'summary_table', 'train_kfold', 'train_full',
-           'measure_speed', 'epoch_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs', 'fit_budget', 'budget_note',
-           'read_groups', 'train_run', 'salt_train']
+           'measure_speed', 'epoch_seconds', 'after_fit_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs',
+           'tune_seconds', 'fit_budget', 'budget_note', 'replan_cycles', 'BudgetReplan', 'read_groups', 'train_run',
+           'salt_train']
 
 # %% ../nbs/08_train.ipynb #261adc11
 PRESETS = {
@@ -88,6 +89,7 @@ def scale_schedule(cfg: RunConfig, epochs: int) -> RunConfig:
     "The config with its schedule resized to `epochs` in total, stage proportions kept."
     if epochs < 1: raise ValueError(f"a schedule needs at least 1 epoch, got {epochs}")
     if cfg.schedule == 'one_cycle': return cfg.replace(epochs=epochs)
+    cfg = cfg.replace(cycle_retimes=[])               # a run's re-timed cycle (BudgetReplan) starts afresh
     total = schedule_epochs(cfg)
     if total < 1: raise ValueError(f"config {cfg.name!r} has an empty {cfg.schedule} schedule")
     f = epochs / total
@@ -211,7 +213,7 @@ class ScoreCurve(Callback):
     order = 80
     def __init__(self, images, masks, cfg: RunConfig, at=None, every: int = 0, t0: float | None = None, verbose: bool = False):
         self.images, self.masks, self.cfg, self.t0, self.verbose = images, masks, cfg, t0, verbose
-        self.at, self.every = set(stage_ends(cfg) if at is None else at), every
+        self.at, self.every, self.default_at = set(stage_ends(cfg) if at is None else at), every, at is None
         self.curve, self.eval_s = [], 0.
     @classmethod
     def factory(cls, **kw):
@@ -235,6 +237,8 @@ class ScoreCurve(Callback):
         self.eval_s += time.time() - t
         if self.verbose: print(f"  score after epoch {n} ({self.curve[-1]['minutes']:.1f} min of training): {pp['score_oof']:.4f} "
                                f"(threshold {pp['threshold']}), {self.curve[-1]['score_t05']:.4f} at 0.5", flush=True)
+    def recipe_resized(self, cfg: RunConfig):      # `resize_recipe`: the stage ends moved
+        if self.default_at: self.at = set(stage_ends(cfg))
     def after_fit(self): self.run = True
 
 # %% ../nbs/08_train.ipynb #ec0abb62
@@ -272,7 +276,7 @@ def train_fold(data: TileSet, folds: np.ndarray, fold: int, cfg: RunConfig, run_
         learn = salt_learner(dls, cfg, run_dir=wd.path, fold=fold, progress=progress and not quiet, cbs=cbs)
         if quiet: learn.logger = lambda *a, **k: None
         with distrib_ctx(learn): _fit(learn, cfg, resume=resume)
-    if rank(): return dict(fold=fold, epochs=len(learn.recorder.values))    # rank 0 predicts, scores and writes
+    if rank(): return dict(fold=fold, epochs=len(learn.recorder.values), cfg=learn.cfg)    # rank 0 predicts, scores and writes
     t_fit = time.time() - t0
     rd.state(fold).unlink(missing_ok=True)       # the fold is complete: its resume state is no longer needed
     ck = final_checkpoint(rd.path, fold)
@@ -283,7 +287,7 @@ def train_fold(data: TileSet, folds: np.ndarray, fold: int, cfg: RunConfig, run_
     vals = learn.recorder.values
     n_tr = len(data) - len(valid)
     curves = [c.curve for c in learn.cbs if isinstance(c, ScoreCurve)]
-    return dict(fold=fold, valid=valid, probs=probs, cls_probs=cls, score=float(score), checkpoint=ck, curve=curves[0] if curves else None,
+    return dict(fold=fold, cfg=learn.cfg, valid=valid, probs=probs, cls_probs=cls, score=float(score), checkpoint=ck, curve=curves[0] if curves else None,
                 n_train=n_tr, n_valid=len(valid), epochs=len(vals), seconds=round(time.time() - t0, 1),
                 train_img_per_s=round(dls.train.n * len(vals) / max(t_fit, 1e-9), 1),
                 best_epoch_score=max((float(v[2]) for v in vals if v[2] is not None), default=None))
@@ -339,6 +343,7 @@ def train_kfold(data: TileSet, cfg: RunConfig, run_dir, folds=None, fold_ids=Non
             print(f"fold {k}: already trained (resume), skipped")
         else:
             r = train_fold(data, folds, k, cfg, rd.path, device, progress, quiet, resume, cbs)
+            cfg = r['cfg']                       # as trained: `BudgetReplan` may have resized the cycles (for the next folds too)
             if rank(): continue                  # the other processes only help to train
             print(f"fold {k}: score {r['score']:.4f} (threshold 0.5, {'flip TTA' if cfg.tta else 'no TTA'}) "
                   f"on {r['n_valid']} tiles, {r['epochs']} epochs, {r['seconds'] / 60:.1f} min", flush=True)
@@ -370,7 +375,7 @@ def _write_metrics(rd: RunDir, cfg: RunConfig, results, oof, t0, folds) -> dict:
 
 # %% ../nbs/08_train.ipynb #b7829dcd
 def train_full(data: TileSet, cfg: RunConfig, run_dir, postprocess=None, device=None, progress: bool = True,
-               quiet: bool = False, resume: bool = False, overwrite: bool = False) -> dict:
+               quiet: bool = False, resume: bool = False, overwrite: bool = False, cbs=None) -> dict:
     "Train one model on all labeled tiles (no validation) into `run_dir` as fold 0; post-processing copied from a CV run."
     t0 = time.time()
     if data.masks is None: raise ValueError("train_full needs labeled tiles (masks)")
@@ -381,10 +386,11 @@ def train_full(data: TileSet, cfg: RunConfig, run_dir, postprocess=None, device=
     dls = salt_dls(data.images, data.masks, data.depths, None, cfg, device=device)
     with rank_run_dir(rd, 0, resume) as wd:
         learn = salt_learner(dls, cfg, run_dir=wd.path, fold=0, progress=progress and not quiet,
-                             cbs=[EpochLine('full ')] if quiet and not rank() else [])
+                             cbs=([EpochLine('full ')] if quiet and not rank() else []) + list(cbs or []))
         learn.remove_cb(SaveBestCallback)
         if quiet: learn.logger = lambda *a, **k: None
         with distrib_ctx(learn): _fit(learn, cfg, resume=resume)
+    cfg = learn.cfg                              # as trained (`BudgetReplan` may have resized the cycles)
     if rank(): return {}
     save_checkpoint(rd.best(0), learn.model, cfg, epoch=schedule_epochs(cfg) - 1, full=True)
     rd.state(0).unlink(missing_ok=True)
@@ -437,13 +443,17 @@ def epoch_seconds(cfg: RunConfig, n_train: int, n_valid: int, speed: dict) -> fl
     vf = 1 / cfg.valid_every if cfg.valid_every else 0.     # share of epochs validated
     return n_train * speed['train'] + vf * n_valid * speed['valid'] + speed.get('epoch', 0.)
 
+def after_fit_seconds(cfg: RunConfig, n_train: int, n_valid: int, speed: dict) -> float:
+    "Seconds a fold costs after its last epoch: out-of-fold prediction (+ the last validation) and BatchNorm refresh."
+    vf = 1 / cfg.valid_every if cfg.valid_every else 0.
+    fixed = n_valid * speed['valid'] * ((2 if cfg.tta else 1) + (vf < 1))     # final prediction (+ the last validation)
+    if (cfg.swa or cfg.ema) and cfg.schedule != 'one_cycle': fixed += n_train * speed['valid']   # BatchNorm refresh
+    return fixed
+
 def plan_epochs(cfg: RunConfig, n_train: int, n_valid: int, n_folds: int, seconds: float, speed: dict,
                 margin: float = 0.9) -> int:
     "The largest number of epochs such that `n_folds` folds (training, validation, OOF prediction) fit in `seconds`."
-    vf = 1 / cfg.valid_every if cfg.valid_every else 0.
-    per_epoch = epoch_seconds(cfg, n_train, n_valid, speed)
-    fixed = n_valid * speed['valid'] * ((2 if cfg.tta else 1) + (vf < 1))     # final prediction (+ the last validation)
-    if (cfg.swa or cfg.ema) and cfg.schedule != 'one_cycle': fixed += n_train * speed['valid']   # BatchNorm refresh
+    per_epoch, fixed = epoch_seconds(cfg, n_train, n_valid, speed), after_fit_seconds(cfg, n_train, n_valid, speed)
     e = int((seconds * margin / max(n_folds, 1) - fixed) // max(per_epoch, 1e-9))
     if e < 1: raise ValueError(f"a budget of {seconds / 60:.1f} min is too short: one epoch of {n_folds} fold(s) takes "
                                f"about {n_folds * (per_epoch + fixed) / 60:.1f} min on {speed.get('device', 'this device')}")
@@ -463,6 +473,10 @@ def lowres_epochs(cfg: RunConfig, epochs: int, ratio: float) -> int:
     if not _lowres_warmup(cfg): return epochs
     return int(epochs / (1 - cfg.warmup_epochs / schedule_epochs(cfg) * (1 - ratio)))
 
+def tune_seconds(n_valid: int, n_folds: int) -> float:
+    "Seconds a run keeps for after its folds: the post-processing grid search and the files it writes."
+    return 5 + 3e-3 * n_valid * n_folds
+
 def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minutes: float, t_start: float | None = None,
                device=None) -> RunConfig:
     "`cfg` with its schedule sized so that everything from `t_start` (default: now) ends within `minutes`."
@@ -472,8 +486,7 @@ def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minute
     if _lowres_warmup(cfg):                                # a warm-up epoch costs less
         low = dict(speed, train=measure_speed(data, cfg, device, lowres=True)['train'])
         ratio = epoch_seconds(cfg, n_train, n_valid, low) / epoch_seconds(cfg, n_train, n_valid, speed)
-    tune = 5 + 3e-3 * n_valid * n_folds                  # post-processing grid search and file writing
-    left = minutes * 60 - (time.time() - t_start) - tune
+    left = minutes * 60 - (time.time() - t_start) - tune_seconds(n_valid, n_folds)
     e = rank0_value(lowres_epochs(cfg, plan_epochs(cfg, n_train, n_valid, n_folds, left, speed), ratio))  # rank 0's plan for all
     out = scale_schedule(cfg, e)
     if not rank(): print(f"budget {minutes:g} min: {speed['train'] * 1000:.1f} ms/tile to train ({1 / speed['train']:.0f} img/s), "
@@ -495,6 +508,71 @@ def budget_note(minutes: float, seconds: float, low: float = 0.8) -> str:
     if seconds < low * minutes * 60:
         return msg + ": the planner timed slower steps than the run's (was the machine busy while it measured?)"
     return msg
+
+# %% ../nbs/08_train.ipynb #b6e6954b
+def replan_cycles(cfg: RunConfig, epochs: list[dict], n_valid: int, seconds: float, folds_left: int = 1,
+                  margin: float = 0.95) -> int:
+    "Snapshot-cycle epochs (all cycles) that fit in `seconds`, from timed epochs: dicts of `train`, `rest` seconds, `tiles`, `valid`."
+    if not epochs: raise ValueError("replan_cycles needs at least one timed epoch")
+    ep = epochs[1:] if len(epochs) >= 3 else epochs                    # the first epoch carries one-off costs
+    train, tiles = float(np.median([e['train'] for e in ep])), float(np.median([e['tiles'] for e in ep]))
+    quiet = [e['rest'] for e in ep if not e['valid']]
+    rest = float(np.median(quiet)) if quiet else 0.
+    val = [e['rest'] - rest for e in ep if e['valid']]
+    v_tile = max(float(np.mean(val)), 0.) / n_valid if val and n_valid else train / tiles / 3   # a forward pass: ~1/3 of a step
+    speed = dict(train=train / tiles, valid=v_tile, epoch=rest)
+    per_epoch, fixed = epoch_seconds(cfg, tiles, n_valid, speed), after_fit_seconds(cfg, tiles, n_valid, speed)
+    f, w = max(folds_left, 1), cfg.warmup_epochs + cfg.lovasz_epochs
+    return int((seconds * margin - f * fixed - (f - 1) * w * per_epoch) // (f * per_epoch))
+
+class BudgetReplan(Callback):
+    "Size a budgeted recipe's snapshot cycles from its epochs' real times, at the end of the warm-up and in its last cycle, to end by `deadline`."
+    order = 94                  # after the Recorder and the checkpoints, before `ResumeCallback` (95) saves the state
+    def __init__(self, deadline: float, n_folds: int = 1, reserve: float = 0., margin: float = 0.95, window: int = 6,
+                 verbose: bool = True):
+        store_attr(); self.folds_left, self.plans = n_folds, []
+    def before_fit(self):
+        self.run = not (hasattr(self.learn, 'lr_finder') or hasattr(self, 'gather_preds'))
+        c = self.learn.cfg
+        self.start, self.timed = c.warmup_epochs + c.lovasz_epochs, []
+        self.active = c.schedule == 'recipe' and c.n_cycles > 0 and not _lowres_warmup(c)
+    def before_epoch(self):
+        now = time.perf_counter()
+        if self.timed and self.timed[-1]['rest'] is None: self.timed[-1]['rest'] = now - self.t_train
+        self.t0, self.tiles = now, 0
+    def after_batch(self):
+        if self.training: self.tiles += len(self.yb[0])
+    def after_train(self): self.t_train = time.perf_counter()
+    def after_epoch(self):
+        if not self.active: return
+        self.timed.append(dict(epoch=self.epoch, train=self.t_train - self.t0, rest=None, tiles=self.tiles,
+                               valid=self.recorder.values[-1][1] is not None))
+        done, c = self.epoch + 1, self.learn.cfg
+        if done == self.start: self._replan([e for e in self.timed if e['epoch'] < self.start], self.folds_left)
+        elif (self.start < done < self.learn.n_epoch - 1 and c.n_cycles == 1 and self.folds_left <= 1
+              and sum(e['epoch'] >= self.start for e in self.timed) >= 2):      # the last fold's single cycle
+            self._replan([e for e in self.timed if e['epoch'] >= self.start][-self.window:], 1)
+    def _replan(self, timed: list, folds_left: int):
+        c, done, n_valid = self.learn.cfg, self.epoch + 1, getattr(self.dls.valid, 'n', 0)
+        timed[-1]['rest'] = time.perf_counter() - self.t_train      # this epoch's so far (its resume state is next)
+        left = self.deadline - time.time() - self.reserve
+        fit = rank0_value(replan_cycles(c, timed, n_valid, left, folds_left, self.margin))   # cycle epochs that fit from here
+        if done == self.start: new = max(1, fit // c.n_cycles)
+        else:                                       # in the cycle: change only if it would overrun, or leave >10% unused
+            rest = self.learn.n_epoch - done
+            if rest <= fit <= rest * 1.1 + 1: return
+            new = done - self.start + max(1, fit)
+        cfg = resize_recipe(self.learn, new) if new != c.cycle_len else c           # the warm-up's plan is said even if kept
+        rd = getattr(self.learn, 'run_dir', None)
+        if cfg is not c and not rank() and rd is not None and rd.config.exists(): cfg.to_yaml(rd.config)   # for --resume
+        e = timed[-1]
+        self.plans.append(dict(fold=getattr(self.learn, 'fold', 0), after_epoch=done, cycle_len_before=c.cycle_len,
+                               cycle_len=new, minutes_left=round(left / 60, 2)))
+        if self.verbose and not rank():
+            print(f"budget: after epoch {done}, {len(timed)} epoch(s) timed at {e['tiles'] / max(e['train'], 1e-9):.0f} img/s to "
+                  f"train, {left / 60:.1f} min left -> snapshot cycle{'s' if c.n_cycles > 1 else ''} of {c.cycle_len} "
+                  f"{f'-> {new} epochs' if cfg is not c else 'epochs kept'} ({schedule_epochs(cfg)} in all)", flush=True)
+    def after_fit(self): self.run, self.folds_left = True, self.folds_left - 1
 
 # %% ../nbs/08_train.ipynb #2bcfd1b3
 def read_groups(path, ids) -> np.ndarray:
@@ -546,15 +624,17 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
         raise ValueError(f"config {cfg.name!r} has split: grouped; give --groups (a CSV of tile ids and groups)")
     if full:
         if minutes: cfg = fit_budget(cfg, ts, 0, 1, minutes, t0, device)
-        m = train_full(ts, cfg, out, postprocess, device, progress, quiet, resume, overwrite)
+        cbs = [BudgetReplan(t0 + minutes * 60, 1, tune_seconds(0, 1))] if minutes else None
+        m = train_full(ts, cfg, out, postprocess, device, progress, quiet, resume, overwrite, cbs)
     else:
         fl = make_folds(ts, cfg.n_folds, cfg.seed, grp)
         ids = cfg.folds if cfg.folds is not None else list(range(cfg.n_folds))
         if minutes:
             n_valid = int(np.mean([(fl == k).sum() for k in ids]))
             cfg = fit_budget(cfg, ts, n_valid, len(ids), minutes, t0, device)
+        cbs = [BudgetReplan(t0 + minutes * 60, len(ids), tune_seconds(n_valid, len(ids)))] if minutes else None
         m = train_kfold(ts, cfg, out, fl, ids, device=device, progress=progress, quiet=quiet, resume=resume,
-                        overwrite=overwrite)
+                        overwrite=overwrite, cbs=cbs)
     if minutes and not rank(): print(budget_note(minutes, time.time() - t0), flush=True)
     return m
 

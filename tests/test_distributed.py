@@ -43,3 +43,21 @@ def test_two_process_kfold(tmp_path_factory, tmp_path):
     assert [len(open(out/'logs'/f'fold{k}.csv').read().splitlines()) for k in (0, 1)] == [3, 3]   # header + 2 epochs, once
     from salt_nb.runs import load_checkpoint
     load_checkpoint(out/'checkpoints'/'fold0_best.pth')       # saved from inside DDP, loads into a plain model
+
+
+def test_two_process_budget(tmp_path_factory, tmp_path):
+    "`--minutes` with the recipe: both processes follow rank 0's re-plans (one schedule, no hang) and the run keeps its budget."
+    data = tiny_synth(tmp_path_factory, (6, 4))
+    cfg = tmp_path/'recipe.yaml'
+    cfg.write_text(yaml.safe_dump(dict(name='ddp_budget', model='tiny', geometry='resize64', bs=3, lr=0.003, schedule='recipe',
+                                       warmup_epochs=4, lovasz_epochs=0, n_cycles=1, cycle_len=12, lovasz_loss='lovasz_bce',
+                                       n_folds=2, folds=[0])))
+    out = tmp_path/'run'
+    r = launch(tmp_path, 2, data, '--out', out, '--config', cfg, '--quiet', '--minutes', 1)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.stdout.count('budget: after epoch') >= 1 and 'of the 1-min budget' in r.stdout, r.stdout[-3000:]
+    from salt_nb.runs import RunConfig
+    c = RunConfig.from_yaml(out/'config.yaml')                # the schedule as trained, re-plans included
+    n = c.warmup_epochs + c.lovasz_epochs + c.cycle_len
+    assert len(open(out/'logs'/'fold0.csv').read().splitlines()) == n + 1, (c, r.stdout[-3000:])
+    assert r.stdout.count(f'fold 0 epoch {n}/{n}') == 1

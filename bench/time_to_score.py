@@ -60,7 +60,7 @@ def main(argv=None):
     t0 = time.time()
     from salt_nb.data import load_tgs, find_tgs
     from salt_nb.train import (get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs,
-                               stage_ends, BudgetReplan, tune_seconds)
+                               stage_ends, BudgetReplan)
     from salt_nb.runs import RunDir
     if a.threads: torch.set_num_threads(a.threads)
     from salt_nb.learner import WeightEMA
@@ -108,7 +108,7 @@ def main(argv=None):
     emas = [lambda data, valid, c, d=d: WeightEMA(d, ema_start, ema_path(d), c) for d in decays]
     m = train_kfold(ts, cfg, out, folds, [0], device=a.device, progress=False, quiet=True, overwrite=True,
                     cbs=[ScoreCurve.factory(every=a.every, t0=t0, verbose=True)] + emas
-                        + ([] if a.epochs else [BudgetReplan(t0 + a.minutes * 60, 1, tune_seconds(n_valid, 1))]))
+                        + ([] if a.epochs else [BudgetReplan(t0 + a.minutes * 60)]))
     cfg = RunDir(out).load_config()                     # as trained: a budget re-plan may have resized the cycles
     f0 = m['folds'][0]
     wall = time.time() - t0

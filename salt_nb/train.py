@@ -528,8 +528,7 @@ def replan_cycles(cfg: RunConfig, epochs: list[dict], n_valid: int, seconds: flo
 class BudgetReplan(Callback):
     "Size a budgeted recipe's snapshot cycles from its epochs' real times, at the end of the warm-up and in its last cycle, to end by `deadline`."
     order = 94                  # after the Recorder and the checkpoints, before `ResumeCallback` (95) saves the state
-    def __init__(self, deadline: float, n_folds: int = 1, reserve: float = 0., margin: float = 0.95, window: int = 6,
-                 verbose: bool = True):
+    def __init__(self, deadline: float, n_folds: int = 1, margin: float = 0.95, window: int = 6, verbose: bool = True):
         store_attr(); self.folds_left, self.plans = n_folds, []
     def before_fit(self):
         self.run = not (hasattr(self.learn, 'lr_finder') or hasattr(self, 'gather_preds'))
@@ -555,7 +554,7 @@ class BudgetReplan(Callback):
     def _replan(self, timed: list, folds_left: int):
         c, done, n_valid = self.learn.cfg, self.epoch + 1, getattr(self.dls.valid, 'n', 0)
         timed[-1]['rest'] = time.perf_counter() - self.t_train      # this epoch's so far (its resume state is next)
-        left = self.deadline - time.time() - self.reserve
+        left = self.deadline - time.time() - tune_seconds(n_valid, self.n_folds)     # the run's tuning comes last
         fit = rank0_value(replan_cycles(c, timed, n_valid, left, folds_left, self.margin))   # cycle epochs that fit from here
         if done == self.start: new = max(1, fit // c.n_cycles)
         else:                                       # in the cycle: change only if it would overrun, or leave >10% unused
@@ -624,7 +623,7 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
         raise ValueError(f"config {cfg.name!r} has split: grouped; give --groups (a CSV of tile ids and groups)")
     if full:
         if minutes: cfg = fit_budget(cfg, ts, 0, 1, minutes, t0, device)
-        cbs = [BudgetReplan(t0 + minutes * 60, 1, tune_seconds(0, 1))] if minutes else None
+        cbs = [BudgetReplan(t0 + minutes * 60)] if minutes else None
         m = train_full(ts, cfg, out, postprocess, device, progress, quiet, resume, overwrite, cbs)
     else:
         fl = make_folds(ts, cfg.n_folds, cfg.seed, grp)
@@ -632,7 +631,7 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
         if minutes:
             n_valid = int(np.mean([(fl == k).sum() for k in ids]))
             cfg = fit_budget(cfg, ts, n_valid, len(ids), minutes, t0, device)
-        cbs = [BudgetReplan(t0 + minutes * 60, len(ids), tune_seconds(n_valid, len(ids)))] if minutes else None
+        cbs = [BudgetReplan(t0 + minutes * 60, len(ids))] if minutes else None
         m = train_kfold(ts, cfg, out, fl, ids, device=device, progress=progress, quiet=quiet, resume=resume,
                         overwrite=overwrite, cbs=cbs)
     if minutes and not rank(): print(budget_note(minutes, time.time() - t0), flush=True)

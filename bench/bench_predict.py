@@ -10,7 +10,7 @@ Prints the machine (CPU, cores, torch threads, load average: the machine may be 
 """
 import argparse, json, os, platform, time
 import numpy as np, torch
-from salt_nb.runs import RunConfig, build_model, use_bf16
+from salt_nb.runs import RunConfig, build_model, use_bf16, keep_freed_memory
 from salt_nb.inference import predict_probs
 
 N_TEST = 19000
@@ -31,7 +31,9 @@ def main():
     ap.add_argument('--no-tta', dest='tta', action='store_false'); ap.add_argument('--full', action='store_true')
     ap.add_argument('--device', default=None); ap.add_argument('--no-fuse', dest='fuse', action='store_false', help='do not fold BatchNorm into convs');
     ap.add_argument('--precision', default='auto', help='auto (bf16 on GPU / CPUs with native bf16), bf16, fp32'); ap.add_argument('--threads', type=int, default=0)
+    ap.add_argument('--default-malloc', dest='keep', action='store_false', help="glibc's malloc defaults (salt_predict keeps freed memory)")
     a = ap.parse_args()
+    if a.keep: keep_freed_memory()
     if a.threads: torch.set_num_threads(a.threads)
     cfg = RunConfig(model=a.model, model_kwargs=json.loads(a.kwargs), geometry=a.geometry)
     torch.manual_seed(0)

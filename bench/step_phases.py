@@ -57,6 +57,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     from salt_nb.data import load_tgs, find_tgs
     from salt_nb.learner import salt_dls, salt_learner
+    from salt_nb.runs import keep_freed_memory
+    keep_freed_memory()                             # as salt_train does
     if a.threads: torch.set_num_threads(a.threads)
     data = a.data or find_tgs()
     if data is None: sys.exit('step_phases: no TGS data found (set $SALT_NB_TGS or pass --data)')

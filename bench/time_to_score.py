@@ -61,7 +61,8 @@ def main(argv=None):
     from salt_nb.data import load_tgs, find_tgs
     from salt_nb.train import (get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs,
                                stage_ends, BudgetReplan)
-    from salt_nb.runs import RunDir
+    from salt_nb.runs import RunDir, keep_freed_memory
+    keep_freed_memory()                             # as salt_train does
     if a.threads: torch.set_num_threads(a.threads)
     from salt_nb.learner import WeightEMA
     try: decays = [WeightEMA(float(d)).decay for d in a.ema.split(',') if d.strip()]

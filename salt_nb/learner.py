@@ -565,7 +565,7 @@ def resize_recipe(learn: Learner, cycle_len: int) -> RunConfig:
         if isinstance(cb, ParamScheduler) and 'lr' in cb.scheds: cb.scheds['lr'] = sched
         if isinstance(cb, SnapshotCallback): cb.cycle_len = cfg.cycle_len
         if isinstance(cb, ProgressCallback) and getattr(cb, 'mbar', None) is not None: cb.mbar.main_bar.total = n
-        if 'cfg' in vars(cb) and cb.cfg == old: cb.cfg = cfg        # checkpoints describe the schedule they came from
+        if vars(cb).get('cfg') == old: vars(cb)['cfg'] = cfg      # checkpoints describe their schedule (no shadowing warning)
         if hasattr(type(cb), 'recipe_resized'): cb.recipe_resized(cfg)
     learn.n_epoch, learn.cfg = n, cfg
     return cfg

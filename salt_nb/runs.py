@@ -17,7 +17,7 @@ from .models import add_depth_channels
 # %% auto #0
 __all__ = ['RunConfig', 'atomic_write', 'prepare_input', 'prepare_mask', 'build_model', 'atomic_save', 'clean_state_dict',
            'save_checkpoint', 'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints', 'native_bf16',
-           'use_bf16', 'use_channels_last']
+           'use_bf16', 'use_channels_last', 'keep_freed_memory']
 
 # %% ../nbs/06a_runs.ipynb #66d85c01
 _CHOICES = dict(augment=('batch', 'item', 'none'), schedule=('one_cycle', 'sgdr', 'recipe'),
@@ -341,3 +341,13 @@ def use_channels_last(setting: str, device, bf16: bool) -> bool:
     "Channels-last memory: 'on', 'off', or 'auto' (on a GPU, and wherever bf16 autocast runs: oneDNN's fast bf16 kernels are NHWC)."
     if setting not in ('auto', 'on', 'off'): raise ValueError(f"channels_last must be auto, on or off, got {setting!r}")
     return setting == 'on' or (setting == 'auto' and (torch.device(device).type == 'cuda' or bf16))
+
+# %% ../nbs/06a_runs.ipynb #0b158140
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
+    "Let glibc's malloc keep freed blocks up to `mmap_threshold` bytes for reuse (fewer page faults on CPU); False where it can't."
+    import ctypes, ctypes.util
+    try: libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    except OSError: return False
+    if not hasattr(libc, 'mallopt') or not hasattr(libc, 'gnu_get_libc_version'): return False   # glibc only
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                         # <malloc.h>
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold)))

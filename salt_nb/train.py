@@ -16,7 +16,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 from .data import TileSet, load_tgs, coverage, coverage_class, stratified_folds, grouped_folds
 from .metrics import competition_metric
-from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json, native_bf16
+from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json, native_bf16, keep_freed_memory
 from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback, LowResWarmup, resize_recipe
 from .inference import predict_probs, tune_postprocess, cv_tuned_score, save_postprocess, load_postprocess, save_probs
 
@@ -600,6 +600,7 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
               overwrite: bool = False, **overrides) -> dict:
     "What `salt_train` does, as a function: load DATA, pick the config, size it to `minutes`, train (k-fold or full)."
     t0 = time.time()
+    keep_freed_memory()                          # fewer page faults on CPU (salt_nb.runs)
     path = Path(data).expanduser()
     if not path.exists(): raise FileNotFoundError(f"data folder or file {path} does not exist")
     rd = RunDir(out)

@@ -33,6 +33,14 @@ def test_help(tmp_path):
         assert opt in r.stdout, opt
 
 
+@pytest.mark.parametrize('cmd', ['salt_train', 'salt_demo'])
+def test_no_library_warnings(tmp_path, cmd):
+    "A command starts without warnings about library code (fastai's torch.jit.script warns under torch >= 2.10)."
+    r = run_cli(cmd, tmp_path, '--help', PYTHONWARNINGS='')   # Python's own defaults, not the tests' 'ignore'
+    assert r.returncode == 0, r.stderr
+    assert 'Warning' not in r.stderr, r.stderr
+
+
 def test_kfold_end_to_end(tmp_path, data, config):
     out = tmp_path/'run'
     r = run(tmp_path, data, '--out', out, '--config', config, '--quiet')

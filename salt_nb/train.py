@@ -564,11 +564,11 @@ class BudgetReplan(Callback):
         cfg = resize_recipe(self.learn, new) if new != c.cycle_len else c           # the warm-up's plan is said even if kept
         rd = getattr(self.learn, 'run_dir', None)
         if cfg is not c and not rank() and rd is not None and rd.config.exists(): cfg.to_yaml(rd.config)   # for --resume
-        e = timed[-1]
+        rate = sum(e['tiles'] for e in timed) / max(sum(e['train'] for e in timed), 1e-9)   # the timed epochs' mean
         self.plans.append(dict(fold=getattr(self.learn, 'fold', 0), after_epoch=done, cycle_len_before=c.cycle_len,
-                               cycle_len=new, minutes_left=round(left / 60, 2)))
+                               cycle_len=new, minutes_left=round(left / 60, 2), img_s=round(rate, 1)))
         if self.verbose and not rank():
-            print(f"budget: after epoch {done}, {len(timed)} epoch(s) timed at {e['tiles'] / max(e['train'], 1e-9):.0f} img/s to "
+            print(f"budget: after epoch {done}, {len(timed)} epoch(s) timed at {rate:.0f} img/s to "
                   f"train, {left / 60:.1f} min left -> snapshot cycle{'s' if c.n_cycles > 1 else ''} of {c.cycle_len} "
                   f"{f'-> {new} epochs' if cfg is not c else 'epochs kept'} ({schedule_epochs(cfg)} in all)", flush=True)
     def after_fit(self): self.run, self.folds_left = True, self.folds_left - 1

@@ -25,8 +25,8 @@ __all__ = ['PRESETS', 'default_config', 'get_config', 'make_folds', 'schedule_ep
            'init_distrib', 'rank0_value', 'rank_run_dir', 'DataParallelTrainer', 'distrib_ctx', 'EpochLine',
            'stage_ends', 'ScoreCurve', 'final_checkpoint', 'train_fold', 'summary_table', 'train_kfold', 'train_full',
            'measure_speed', 'epoch_seconds', 'after_fit_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs',
-           'tune_seconds', 'fit_budget', 'budget_note', 'replan_cycles', 'BudgetReplan', 'read_groups', 'train_run',
-           'salt_train']
+           'tune_seconds', 'fit_budget', 'budget_note', 'timed_speed', 'replan_cycles', 'BudgetReplan', 'read_groups',
+           'train_run', 'salt_train']
 
 # %% ../nbs/08_train.ipynb #261adc11
 PRESETS = {
@@ -510,17 +510,21 @@ def budget_note(minutes: float, seconds: float, low: float = 0.8) -> str:
     return msg
 
 # %% ../nbs/08_train.ipynb #b6e6954b
-def replan_cycles(cfg: RunConfig, epochs: list[dict], n_valid: int, seconds: float, folds_left: int = 1,
-                  margin: float = 0.95) -> int:
-    "Snapshot-cycle epochs (all cycles) that fit in `seconds`, from timed epochs: dicts of `train`, `rest` seconds, `tiles`, `valid`."
-    if not epochs: raise ValueError("replan_cycles needs at least one timed epoch")
+def timed_speed(epochs: list[dict], n_valid: int = 0) -> tuple[dict, float]:
+    "`measure_speed`-style seconds (per training tile, per validation tile, per epoch besides) and tiles per epoch, from timed epochs."
+    if not epochs: raise ValueError("no timed epochs: a re-plan needs at least one timed epoch")
     ep = epochs[1:] if len(epochs) >= 3 else epochs                    # the first epoch carries one-off costs
     train, tiles = float(np.median([e['train'] for e in ep])), float(np.median([e['tiles'] for e in ep]))
     quiet = [e['rest'] for e in ep if not e['valid']]
     rest = float(np.median(quiet)) if quiet else 0.
     val = [e['rest'] - rest for e in ep if e['valid']]
     v_tile = max(float(np.mean(val)), 0.) / n_valid if val and n_valid else train / tiles / 3   # a forward pass: ~1/3 of a step
-    speed = dict(train=train / tiles, valid=v_tile, epoch=rest)
+    return dict(train=train / tiles, valid=v_tile, epoch=rest), tiles
+
+def replan_cycles(cfg: RunConfig, epochs: list[dict], n_valid: int, seconds: float, folds_left: int = 1,
+                  margin: float = 0.95) -> int:
+    "Snapshot-cycle epochs (all cycles) that fit in `seconds`, from timed epochs: dicts of `train`, `rest` seconds, `tiles`, `valid`."
+    speed, tiles = timed_speed(epochs, n_valid)
     per_epoch, fixed = epoch_seconds(cfg, tiles, n_valid, speed), after_fit_seconds(cfg, tiles, n_valid, speed)
     f, w = max(folds_left, 1), cfg.warmup_epochs + cfg.lovasz_epochs
     return int((seconds * margin - f * fixed - (f - 1) * w * per_epoch) // (f * per_epoch))
@@ -564,7 +568,7 @@ class BudgetReplan(Callback):
         cfg = resize_recipe(self.learn, new) if new != c.cycle_len else c           # the warm-up's plan is said even if kept
         rd = getattr(self.learn, 'run_dir', None)
         if cfg is not c and not rank() and rd is not None and rd.config.exists(): cfg.to_yaml(rd.config)   # for --resume
-        rate = sum(e['tiles'] for e in timed) / max(sum(e['train'] for e in timed), 1e-9)   # the timed epochs' mean
+        rate = 1 / timed_speed(timed)[0]['train']                       # the speed the plan used
         self.plans.append(dict(fold=getattr(self.learn, 'fold', 0), after_epoch=done, cycle_len_before=c.cycle_len,
                                cycle_len=new, minutes_left=round(left / 60, 2), img_s=round(rate, 1)))
         if self.verbose and not rank():

@@ -80,6 +80,28 @@ def test_oof_mosaic_neighbours(tmp_path, data):
     assert 'validation tiles' in m.stdout and ('threshold 0.25' in m.stdout or 'nothing to measure' in m.stdout)
 
 
+def test_oof_variants(tmp_path, data):
+    "bench/oof_variants.py scores a run's mask clean-ups and, for a pad geometry, its held-out tiles at 9 pad offsets."
+    cfg = tmp_path/'pad.yaml'
+    cfg.write_text(yaml.safe_dump(dict(name='pytest', model='tiny', geometry='pad112', bs=4, schedule='one_cycle', epochs=1)))
+    env = cli_env(SALT_NB_CACHE=tmp_path/'cache', OMP_WAIT_POLICY=os.environ.get('OMP_WAIT_POLICY', 'PASSIVE'))
+    r = subprocess.run([sys.executable, str(REPO/'bench'/'time_to_score.py'), '--config', str(cfg), '--data', str(data),
+                        '--epochs', '1', '--out', str(tmp_path/'run')], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    run = lambda *a: subprocess.run([sys.executable, str(REPO/'bench'/'oof_variants.py'), *map(str, a), '--data', str(data)],
+                                    capture_output=True, text=True, timeout=300, env=env)
+    v = run(tmp_path/'run', '--offsets')
+    assert v.returncode == 0, v.stdout[-2000:] + v.stderr[-2000:]
+    for k in ('as submitted', 'holes filled', 'largest component', 'under 50 px dropped', 'offset (0, 0): alone', 'all 9 averaged'):
+        assert k in v.stdout, k
+    assert sum(l.startswith('  offset (') for l in v.stdout.splitlines()) == 8
+    assert float(re.search(r'saved OOF within ([0-9.e+-]+)', v.stdout).group(1)) < 0.01   # the default offset is the run's own
+    r = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'resized')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    bad = run(tmp_path/'resized', '--offsets')
+    assert bad.returncode != 0 and "needs a 'pad' geometry, not 'resize64'" in bad.stderr
+
+
 def test_device_call(tmp_path, data):
     "bench/pack_device_data.py packs a folder with a few test tiles; bench/device_call.sh trains and predicts from it."
     env = cli_env(SALT_NB_CACHE=tmp_path/'cache', OMP_WAIT_POLICY='PASSIVE', PYTHON=sys.executable,

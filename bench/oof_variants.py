@@ -15,7 +15,7 @@ from salt_nb.data import load_tgs, find_tgs
 from salt_nb.analysis import load_oof
 from salt_nb.inference import load_postprocess, apply_postprocess, as_float, cv_tuned_score
 from salt_nb.metrics import precision_iou
-from salt_nb.models import fuse_bn
+from salt_nb.models import fuse_bn, add_depth_channels
 from salt_nb.runs import load_checkpoint, prepare_input, keep_freed_memory
 from salt_nb.train import final_checkpoint
 
@@ -47,10 +47,11 @@ def predict_at(model, images: np.ndarray, cfg, offset: tuple, bs: int = 64) -> n
     plain, out = cfg.replace(geometry=f'pad{cfg.geom.tile}'), []
     with torch.inference_mode():
         for s in range(0, len(images), bs):
-            x = prepare_input(images[s:s + bs], plain)            # normalised, not padded
+            x = prepare_input(images[s:s + bs], plain, channels=False)      # normalised, not padded
             views = []
             for flip in (False, True):
                 v = F.pad(x.flip(-1) if flip else x, (l, tot - l, t, tot - t), mode='reflect')
+                if cfg.depth_channels: v = add_depth_channels(v)              # as prepare_input: after the padding
                 p = torch.sigmoid(model(v).float())[:, 0, t:t + cfg.geom.tile, l:l + cfg.geom.tile]
                 views.append(p.flip(-1) if flip else p)
             out.append(((views[0] + views[1]) / 2).numpy())

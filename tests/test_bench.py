@@ -9,10 +9,11 @@ from conftest import REPO, cli_env, tiny_synth
 def data(tmp_path_factory): return tiny_synth(tmp_path_factory, (6, 4))   # 24 labeled tiles
 
 
-def tts(tmp_path, *args):
+def tts(tmp_path, *args, **config):
+    "bench/time_to_score.py with a tiny one-epoch config (`config`: keys changed)."
     cfg = tmp_path/'tiny.yaml'
-    cfg.write_text(yaml.safe_dump(dict(name='pytest', model='tiny', geometry='resize64', bs=4, lr=0.003,
-                                       schedule='one_cycle', epochs=1)))
+    cfg.write_text(yaml.safe_dump({**dict(name='pytest', model='tiny', geometry='resize64', bs=4, lr=0.003,
+                                          schedule='one_cycle', epochs=1), **config}))
     return subprocess.run([sys.executable, str(REPO/'bench'/'time_to_score.py'), '--config', cfg, *map(str, args)],
                           capture_output=True, text=True, timeout=300,
                           env=cli_env(SALT_NB_CACHE=tmp_path/'cache', OMP_WAIT_POLICY=os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')))
@@ -82,14 +83,10 @@ def test_oof_mosaic_neighbours(tmp_path, data):
 
 def test_oof_variants(tmp_path, data):
     "bench/oof_variants.py scores a run's mask clean-ups and, for a pad geometry, its held-out tiles at 9 pad offsets."
-    cfg = tmp_path/'pad.yaml'
-    cfg.write_text(yaml.safe_dump(dict(name='pytest', model='tiny', geometry='pad112', bs=4, schedule='one_cycle', epochs=1)))
-    env = cli_env(SALT_NB_CACHE=tmp_path/'cache', OMP_WAIT_POLICY=os.environ.get('OMP_WAIT_POLICY', 'PASSIVE'))
-    r = subprocess.run([sys.executable, str(REPO/'bench'/'time_to_score.py'), '--config', str(cfg), '--data', str(data),
-                        '--epochs', '1', '--out', str(tmp_path/'run')], capture_output=True, text=True, timeout=300, env=env)
+    r = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'run', geometry='pad112')
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     run = lambda *a: subprocess.run([sys.executable, str(REPO/'bench'/'oof_variants.py'), *map(str, a), '--data', str(data)],
-                                    capture_output=True, text=True, timeout=300, env=env)
+                                    capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
     v = run(tmp_path/'run', '--offsets')
     assert v.returncode == 0, v.stdout[-2000:] + v.stderr[-2000:]
     for k in ('as submitted', 'holes filled', 'largest component', 'under 50 px dropped', 'offset (0, 0): alone', 'all 9 averaged'):

@@ -4,7 +4,8 @@ milliseconds per tile spent in the data loader, the forward pass, the loss, the 
     python bench/step_phases.py cpu_fp32 cpu_small [--steps 24] [--reps 2] [--data DIR]
     python bench/step_phases.py cpu_fp32 cpu_fp32:channels_last=off cpu_fp32:bs=32
 
-Each argument is a preset or YAML file, optionally with `:key=value,key=value` overrides (as time_to_score.py's --set). The configs
+Each argument is a preset or YAML file, optionally with `:key=value,key=value` overrides (as time_to_score.py's --set;
+commas inside a YAML mapping or list do not split: `cpu_fp32:model_kwargs={scse: false, up: nearest}`). The configs
 are timed in turn, `--reps` rounds of them, so a machine whose speed drifts (a shared VM) hurts them alike; each
 round is one epoch of `--steps` batches on the first labeled tiles (every tile drawn: `empty_frac` 1), the median
 over its batches after 3 warm-up batches. The Lovasz-stage loss of a `recipe` config is timed (its longest stage).
@@ -40,11 +41,20 @@ class PhaseTimer(Callback):
         return {k: 1000 * float(np.median(v[skip:] or v)) / bs for k, v in self.times.items() if v}
 
 
+def split_overrides(over: str) -> list[str]:
+    "'a=1,b={c: 2, d: 3}' -> ['a=1', 'b={c: 2, d: 3}']: commas inside YAML brackets do not split."
+    items, depth, cur = [], 0, ''
+    for ch in over:
+        depth += (ch in '{[') - (ch in '}]')
+        if ch == ',' and depth == 0: items.append(cur); cur = ''
+        else: cur += ch
+    return [kv for kv in items + [cur] if kv]
+
 def parse(spec: str):
     "A RunConfig from 'preset_or_yaml[:key=value,...]'."
     from salt_nb.train import get_config
     name, _, over = spec.partition(':')
-    return get_config(name, **parse_set(kv for kv in over.split(',') if kv)).replace(empty_frac=1.)
+    return get_config(name, **parse_set(split_overrides(over))).replace(empty_frac=1.)
 
 
 def main(argv=None):

@@ -143,3 +143,5 @@ def test_step_phases(tmp_path, data):
         assert min(fwd, loss, bwd, step) > 0 and data_ms + fwd + loss + bwd + step <= total * 1.5 and rate > 0
     bad = run('demo:bss=4')
     assert bad.returncode != 0 and "unknown config key 'bss'" in bad.stderr
+    kw = run('demo:bs=4,model_kwargs={scse: false, n_dilated: 0}', '--steps', 4, '--reps', 1)   # a mapping's commas
+    assert kw.returncode == 0 and '| demo:bs=4,model_kwargs={scse: false, n_dilated: 0} | 1 |' in kw.stdout, kw.stderr[-2000:]

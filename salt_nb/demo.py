@@ -48,11 +48,11 @@ def score_against(sub_csv, data_dir: Path) -> tuple[float | None, str]:
 def run_demo(data=None, out='runs/demo', minutes: float = 2.5, seed: int = 0, synth_dir='data/synthetic',
              config='demo', progress: bool = True) -> dict:
     "Run the demo end to end into `out`; returns the summary it also writes to `out/summary.json`."
-    t0 = time.time(); out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    summary = {}
+    t0, out, summary = time.time(), Path(out), {}
     def step(msg): print(f"[{time.time() - t0:5.0f}s] {msg}", flush=True)
     path = demo_data(data, synth_dir, seed)
     d = load_tgs(path, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)              # only once the data loaded: a typo leaves no empty folder
     summary['data'] = dict(path=str(path), train=len(d.train), test=len(d.test),
                            empty_train=float((coverage_class(d.train.masks) == 0).mean()))
     step(f"data: {len(d.train)} labeled and {len(d.test)} test tiles from {path}")

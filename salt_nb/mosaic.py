@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_mosaic.ipynb #0f7f51ab
 from __future__ import annotations
-import time
+import sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
@@ -281,7 +281,8 @@ def salt_mosaic(
 ):
     "Reconstruct the mosaics of a TGS dataset (train + test) and write their tile positions."
     t = time.time()
-    data = load_tgs(data_dir, progress=False)
+    try: data = load_tgs(data_dir, progress=False)
+    except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_mosaic: error: {e}")
     tiles = all_tiles(data)
     t_load = time.time() - t
     df = reconstruct(tiles, max_ratio=max_ratio, seed=seed)

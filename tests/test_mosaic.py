@@ -51,7 +51,8 @@ def test_cli_writes_csv(synthetic, tmp_path):
 
 def test_cli_missing_folder(tmp_path):
     r = run_cli('salt_mosaic', tmp_path, tmp_path/'nowhere')
-    assert r.returncode != 0 and 'nowhere' in r.stderr
+    assert r.returncode != 0 and 'salt_mosaic: error: data folder' in r.stderr and 'nowhere' in r.stderr
+    assert 'Traceback' not in r.stderr
 
 
 def test_folds_keep_mosaics_together(synthetic):

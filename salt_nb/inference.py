@@ -18,7 +18,7 @@ from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkp
 from .runs import use_bf16, use_channels_last, keep_freed_memory
 
 # %% auto #0
-__all__ = ['THRESHOLDS', 'MIN_AREAS', 'CLS_THRESHOLDS', 'CHECKPOINT_KINDS', 'predict_probs', 'apply_postprocess',
+__all__ = ['THRESHOLDS', 'MIN_AREAS', 'CLS_THRESHOLDS', 'MIN_GAIN', 'CHECKPOINT_KINDS', 'predict_probs', 'apply_postprocess',
            'postprocess_grid', 'tune_postprocess', 'plot_threshold_curve', 'cv_tuned_score', 'save_postprocess',
            'load_postprocess', 'write_submission', 'Probs', 'as_float', 'save_probs', 'load_probs', 'ensemble_probs',
            'ensemble_gain', 'select_pseudo_labels', 'pseudo_extra', 'with_pseudo', 'fold_checkpoints', 'resolve_models',
@@ -144,6 +144,7 @@ def _check_params(params: dict) -> dict:
 THRESHOLDS = np.round(np.arange(0.30, 0.7001, 0.02), 2)  # probability thresholds tried by `tune_postprocess`
 MIN_AREAS = np.array([0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300])  # minimum areas (pixels) tried
 CLS_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)  # "has salt" gating thresholds tried (besides no gating)
+MIN_GAIN = 0.12  # a tuned cell must beat the default (0.5, 0, no gating) by more than MIN_GAIN / sqrt(tiles)
 
 # %% ../nbs/10_inference.ipynb #fe3d20b5
 def postprocess_grid(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, min_areas=MIN_AREAS,
@@ -171,18 +172,24 @@ def postprocess_grid(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, m
 
 # %% ../nbs/10_inference.ipynb #4a8f958b
 def tune_postprocess(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, min_areas=MIN_AREAS,
-                     cls_thresholds=CLS_THRESHOLDS) -> dict:
-    "Best `dict(threshold, min_area, cls_threshold, score_oof)` on out-of-fold probabilities (grid search)."
+                     cls_thresholds=CLS_THRESHOLDS, min_gain: float | None = None) -> dict:
+    "Best `dict(threshold, min_area, cls_threshold, score_oof)` on out-of-fold probabilities (grid search; see `_best_cell`)."
     grid, ax = postprocess_grid(oof_probs, truths, cls_probs, thresholds, min_areas, cls_thresholds)
-    i, a, c = _best_cell(grid, ax)
+    i, a, c = _best_cell(grid, ax, _min_gain(min_gain, len(truths)))
     return dict(threshold=float(ax['threshold'][i]), min_area=int(ax['min_area'][a]),
                 cls_threshold=ax['cls_threshold'][c], score_oof=float(grid[i, a, c]))
 
-def _best_cell(grid: np.ndarray, ax: dict) -> tuple[int, int, int]:
-    "Index (t, a, c) of the best grid cell, ties broken toward threshold 0.5, the smallest min area, then no gating."
-    cand = np.argwhere(grid >= grid.max() - 1e-12)
+def _min_gain(min_gain: float | None, n: int) -> float:
+    "The margin a tuned cell must win by: `min_gain`, or by default `MIN_GAIN / sqrt(n)` for n tuning tiles."
+    return MIN_GAIN / np.sqrt(max(n, 1)) if min_gain is None else float(min_gain)
+
+def _best_cell(grid: np.ndarray, ax: dict, min_gain: float = 0.0) -> tuple[int, int, int]:
+    "Index (t, a, c) of the best cell (ties toward threshold 0.5, the smallest min area, no gating); the default cell unless it wins by > min_gain."
     cls_key = lambda c: -1.0 if ax['cls_threshold'][c] is None else ax['cls_threshold'][c]
-    return tuple(int(v) for v in min(cand, key=lambda k: (abs(ax['threshold'][k[0]] - 0.5), ax['min_area'][k[1]], cls_key(k[2]))))
+    key = lambda k: (abs(ax['threshold'][k[0]] - 0.5), ax['min_area'][k[1]], cls_key(k[2]))
+    best = tuple(int(v) for v in min(np.argwhere(grid >= grid.max() - 1e-12), key=key))
+    default = tuple(int(v) for v in min(np.ndindex(grid.shape), key=key))
+    return best if grid[best] - grid[default] > min_gain else default
 
 # %% ../nbs/10_inference.ipynb #098f354f
 def plot_threshold_curve(grid: np.ndarray, axes: dict, ax=None):
@@ -197,7 +204,8 @@ def plot_threshold_curve(grid: np.ndarray, axes: dict, ax=None):
     return ax
 
 # %% ../nbs/10_inference.ipynb #5fb67b98
-def cv_tuned_score(oof_probs, truths, cls_probs=None, n_repeats: int = 10, seed: int = 0, **grid_kw) -> dict:
+def cv_tuned_score(oof_probs, truths, cls_probs=None, n_repeats: int = 10, seed: int = 0, min_gain: float | None = None,
+                   **grid_kw) -> dict:
     "Score of post-processing tuned on one random half of the tiles and applied to the other, both ways, over `n_repeats` halvings."
     per, ax = postprocess_grid(oof_probs, truths, cls_probs, per_tile=True, **grid_kw)
     shape, n = per.shape[:3], per.shape[-1]
@@ -206,7 +214,7 @@ def cv_tuned_score(oof_probs, truths, cls_probs=None, n_repeats: int = 10, seed:
     for _ in range(n_repeats):
         perm = rng.permutation(n)
         for a, b in ((perm[:n // 2], perm[n // 2:]), (perm[n // 2:], perm[:n // 2])):
-            k = _best_cell((tenths[:, a].sum(1, dtype=np.int64) / (10 * len(a))).reshape(shape), ax)
+            k = _best_cell((tenths[:, a].sum(1, dtype=np.int64) / (10 * len(a))).reshape(shape), ax, _min_gain(min_gain, len(a)))
             scores.append(tenths[np.ravel_multi_index(k, shape), b].sum(dtype=np.int64) / (10 * len(b)))
     return dict(score=float(np.mean(scores)), std=float(np.std(scores)), n_splits=len(scores))
 

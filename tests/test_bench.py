@@ -145,3 +145,26 @@ def test_step_phases(tmp_path, data):
     assert bad.returncode != 0 and "unknown config key 'bss'" in bad.stderr
     kw = run('demo:bs=4,model_kwargs={scse: false, n_dilated: 0}', '--steps', 4, '--reps', 1)   # a mapping's commas
     assert kw.returncode == 0 and '| demo:bs=4,model_kwargs={scse: false, n_dilated: 0} | 1 |' in kw.stdout, kw.stderr[-2000:]
+
+
+def test_tuning_margin(tmp_path, data):
+    "bench/tuning_margin.py on a made-up run: perfect masks but for one salt tile at probability 0.45."
+    from salt_nb.data import load_tgs
+    train = load_tgs(data, progress=False, cache=False).train
+    m = train.masks.astype(bool)
+    salt = np.flatnonzero(m.any((1, 2)))
+    assert len(salt) >= 2, 'the tiny synthetic data needs salt tiles'
+    probs = np.where(m, .9, .1).astype(np.float32)
+    probs[salt[0]][m[salt[0]]] = .45                  # found only under a threshold of 0.45
+    (tmp_path/'run').mkdir()
+    np.savez(tmp_path/'run'/'oof.npz', ids=train.ids, probs=probs)
+    r = subprocess.run([sys.executable, str(REPO/'bench'/'tuning_margin.py'), str(tmp_path/'run'), '--data', str(data), '--repeats', '2'],
+                       capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    n = len(m)
+    assert f"({n} tiles): default {1 - 1 / n:.4f}" in r.stdout, r.stdout    # one salt tile missed at 0.5
+    assert 'picked on all tiles (0.44, 0, None) with' in r.stdout           # 1/n is far above 0.12/sqrt(n): tuned
+    assert 'mean over 1 run(s)' in r.stdout
+    bad = subprocess.run([sys.executable, str(REPO/'bench'/'tuning_margin.py'), str(tmp_path/'nowhere'), '--data', str(data)],
+                         capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+    assert bad.returncode != 0 and 'missing out-of-fold predictions' in bad.stderr and 'Traceback' not in bad.stderr

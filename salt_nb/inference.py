@@ -173,7 +173,7 @@ def postprocess_grid(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, m
 # %% ../nbs/10_inference.ipynb #4a8f958b
 def tune_postprocess(oof_probs, truths, cls_probs=None, thresholds=THRESHOLDS, min_areas=MIN_AREAS,
                      cls_thresholds=CLS_THRESHOLDS, min_gain: float | None = None) -> dict:
-    "Best `dict(threshold, min_area, cls_threshold, score_oof)` on out-of-fold probabilities (grid search; see `_best_cell`)."
+    "Best `dict(threshold, min_area, cls_threshold, score_oof)` on OOF probabilities: grid search, the default cell unless beaten by > `min_gain`."
     grid, ax = postprocess_grid(oof_probs, truths, cls_probs, thresholds, min_areas, cls_thresholds)
     i, a, c = _best_cell(grid, ax, _min_gain(min_gain, len(truths)))
     return dict(threshold=float(ax['threshold'][i]), min_area=int(ax['min_area'][a]),
@@ -184,7 +184,7 @@ def _min_gain(min_gain: float | None, n: int) -> float:
     return MIN_GAIN / np.sqrt(max(n, 1)) if min_gain is None else float(min_gain)
 
 def _best_cell(grid: np.ndarray, ax: dict, min_gain: float = 0.0) -> tuple[int, int, int]:
-    "Index (t, a, c) of the best cell (ties toward threshold 0.5, the smallest min area, no gating); the default cell unless it wins by > min_gain."
+    "Index (t, a, c) of the best cell (ties toward threshold 0.5, the smallest min area, no gating), if it beats the default cell by > min_gain; else the default's."
     cls_key = lambda c: -1.0 if ax['cls_threshold'][c] is None else ax['cls_threshold'][c]
     key = lambda k: (abs(ax['threshold'][k[0]] - 0.5), ax['min_area'][k[1]], cls_key(k[2]))
     best = tuple(int(v) for v in min(np.argwhere(grid >= grid.max() - 1e-12), key=key))

@@ -188,7 +188,7 @@ def _best_cell(grid: np.ndarray, ax: dict, min_gain: float = 0.0) -> tuple[int, 
     cls_key = lambda c: -1.0 if ax['cls_threshold'][c] is None else ax['cls_threshold'][c]
     key = lambda k: (abs(ax['threshold'][k[0]] - 0.5), ax['min_area'][k[1]], cls_key(k[2]))
     best = tuple(int(v) for v in min(np.argwhere(grid >= grid.max() - 1e-12), key=key))
-    default = tuple(int(v) for v in min(np.ndindex(grid.shape), key=key))
+    default = (int(np.argmin(np.abs(np.asarray(ax['threshold']) - 0.5))), int(np.argmin(ax['min_area'])), 0)   # gating None comes first
     return best if grid[best] - grid[default] > min_gain else default
 
 # %% ../nbs/10_inference.ipynb #098f354f

@@ -85,12 +85,10 @@ def main():
     a = p.parse_args()
     keep_freed_memory()
     train = load_tgs(a.data or find_tgs(), progress=False).train
-    where = {k: i for i, k in enumerate(train.ids)}
     for run in a.runs:
         oof = load_oof(run)
-        miss = [k for k in oof['ids'] if k not in where]
-        if miss: raise SystemExit(f"{run}: {len(miss)} OOF id(s) are not labeled tiles of the data, e.g. {miss[0]!r}")
-        ii = np.array([where[k] for k in oof['ids']])
+        try: ii = train.index(oof['ids'])
+        except KeyError as e: raise SystemExit(f"{run}: OOF ids not among the labeled tiles of the data: {e}") from None
         truths = train.masks[ii].astype(bool)
         masks = apply_postprocess(as_float(oof['probs']), load_postprocess(run)).astype(bool)
         print(f"{run} ({len(ii)} tiles): " + ', '.join(f"{k} {precision_iou(m, truths).mean():.4f}" for k, m in cleanups(masks).items()))

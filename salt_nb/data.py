@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #7a7ccbff
 from __future__ import annotations
-import os, hashlib, warnings
+import os, hashlib, threading, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -182,8 +182,9 @@ def save_packed(data: SaltData, fn, test=True, compress: bool = False) -> Path:
     arrs = dict(train_ids=data.train.ids, train_images=data.train.images, train_masks=data.train.masks,
                 train_depths=data.train.depths, test_ids=tst.ids, test_images=tst.images, test_depths=tst.depths,
                 sample_ids=sample if sample is not None else np.array([], str))
-    tmp = fn.with_name(f'{fn.name}.{os.getpid()}.tmp.npz')  # unique per process: parallel writers never collide
-    (np.savez_compressed if compress else np.savez)(tmp, **arrs); os.replace(tmp, fn)
+    tmp = fn.with_name(f'{fn.name}.{os.getpid()}-{threading.get_ident()}.tmp.npz')  # parallel writers never collide
+    try: (np.savez_compressed if compress else np.savez)(tmp, **arrs); os.replace(tmp, fn)
+    except BaseException: tmp.unlink(missing_ok=True); raise   # a full disk or Ctrl-C leaves no half file behind
     return fn
 
 def _load_packed(fn: Path) -> SaltData:

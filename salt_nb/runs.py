@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_runs.ipynb #61fb7c0f
 from __future__ import annotations
-import os, json, difflib, dataclasses, importlib, re, types, typing, warnings
+import os, json, difflib, dataclasses, importlib, re, threading, types, typing, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -179,7 +179,7 @@ class RunConfig:
 def atomic_write(path, write) -> Path:
     "Call `write(f)` on a temporary file beside `path`, then rename it over `path`: all or nothing."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")   # unique per process and thread
     try:
         with open(tmp, 'wb') as f:
             write(f); f.flush(); os.fsync(f.fileno())

@@ -168,3 +168,28 @@ def test_tuning_margin(tmp_path, data):
     bad = subprocess.run([sys.executable, str(REPO/'bench'/'tuning_margin.py'), str(tmp_path/'nowhere'), '--data', str(data)],
                          capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
     assert bad.returncode != 0 and 'missing out-of-fold predictions' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+def test_pool_folds(tmp_path, data):
+    "bench/pool_folds.py on two made-up runs holding out the two halves of the labeled tiles; overlapping runs refused."
+    from salt_nb.data import load_tgs
+    train = load_tgs(data, progress=False, cache=False).train
+    m = train.masks.astype(bool)
+    salt = np.flatnonzero(m.any((1, 2)))
+    assert len(salt) >= 1, 'the tiny synthetic data needs salt tiles'
+    probs = np.where(m, .9, .1).astype(np.float32)
+    probs[salt[0]] = .2                                 # one salt tile called empty: it scores 0
+    half = np.arange(len(m)) < len(m) // 2
+    for name, keep, fold in (('a', half, 0), ('b', ~half, 1), ('ab', np.ones_like(half), 0)):
+        (tmp_path/name).mkdir()
+        np.savez(tmp_path/name/'oof.npz', ids=train.ids[keep], probs=probs[keep], folds=np.full(keep.sum(), fold))
+    (tmp_path/'a'/'metrics.json').write_text(json.dumps(dict(epochs=7, seconds=90)))
+    pool = lambda *runs: subprocess.run([sys.executable, str(REPO/'bench'/'pool_folds.py'), *map(str, runs), '--data', str(data)],
+                                        capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+    r = pool(tmp_path/'a', tmp_path/'b')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    n = len(m)
+    assert f"pooled over {n} tiles (100% of the {n} labeled): t=0.5 {1 - 1 / n:.4f}" in r.stdout, r.stdout
+    assert f"| {tmp_path/'a'} | 0 | {half.sum()} | 7 | 1.5 |" in r.stdout, r.stdout
+    bad = pool(tmp_path/'a', tmp_path/'ab')
+    assert bad.returncode != 0 and 'is held out by both' in bad.stderr and 'Traceback' not in bad.stderr

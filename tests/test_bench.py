@@ -147,14 +147,19 @@ def test_step_phases(tmp_path, data):
     assert kw.returncode == 0 and '| demo:bs=4,model_kwargs={scse: false, n_dilated: 0} | 1 |' in kw.stdout, kw.stderr[-2000:]
 
 
-def test_tuning_margin(tmp_path, data):
-    "bench/tuning_margin.py on a made-up run: perfect masks but for one salt tile at probability 0.45."
+def _perfect_probs(data):
+    "The labeled tiles of `data`, their masks, the indices of the salt tiles, and probabilities that get every pixel right."
     from salt_nb.data import load_tgs
     train = load_tgs(data, progress=False, cache=False).train
     m = train.masks.astype(bool)
     salt = np.flatnonzero(m.any((1, 2)))
     assert len(salt) >= 2, 'the tiny synthetic data needs salt tiles'
-    probs = np.where(m, .9, .1).astype(np.float32)
+    return train, m, salt, np.where(m, .9, .1).astype(np.float32)
+
+
+def test_tuning_margin(tmp_path, data):
+    "bench/tuning_margin.py on a made-up run: perfect masks but for one salt tile at probability 0.45."
+    train, m, salt, probs = _perfect_probs(data)
     probs[salt[0]][m[salt[0]]] = .45                  # found only under a threshold of 0.45
     (tmp_path/'run').mkdir()
     np.savez(tmp_path/'run'/'oof.npz', ids=train.ids, probs=probs)
@@ -172,12 +177,7 @@ def test_tuning_margin(tmp_path, data):
 
 def test_pool_folds(tmp_path, data):
     "bench/pool_folds.py on two made-up runs holding out the two halves of the labeled tiles; overlapping runs refused."
-    from salt_nb.data import load_tgs
-    train = load_tgs(data, progress=False, cache=False).train
-    m = train.masks.astype(bool)
-    salt = np.flatnonzero(m.any((1, 2)))
-    assert len(salt) >= 1, 'the tiny synthetic data needs salt tiles'
-    probs = np.where(m, .9, .1).astype(np.float32)
+    train, m, salt, probs = _perfect_probs(data)
     probs[salt[0]] = .2                                 # one salt tile called empty: it scores 0
     half = np.arange(len(m)) < len(m) // 2
     for name, keep, fold in (('a', half, 0), ('b', ~half, 1), ('ab', np.ones_like(half), 0)):

@@ -12,8 +12,8 @@ from PIL import Image
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'save_packed', 'load_tgs',
-           'coverage', 'coverage_class', 'is_vertical_mask', 'stratified_folds', 'grouped_folds']
+__all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'atomic_write', 'save_packed',
+           'load_tgs', 'coverage', 'coverage_class', 'is_vertical_mask', 'stratified_folds', 'grouped_folds']
 
 # %% ../nbs/01_data.ipynb #c263b6e2
 TILE = 101  # side of a TGS tile in pixels
@@ -170,6 +170,19 @@ def _cache_file(path: Path, cache_dir=None) -> Path:
     d = Path(cache_dir or os.environ.get('SALT_NB_CACHE') or Path.home()/'.cache'/'salt_nb')
     return d/f"tgs-{path.name}-{key}.npz"
 
+# %% ../nbs/01_data.ipynb #92142670
+def atomic_write(path, write) -> Path:
+    "Call `write(f)` on a temporary file beside `path`, then rename it over `path`: all or nothing."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")   # unique per process and thread
+    try:
+        with open(tmp, 'wb') as f:
+            write(f); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
+    return path
+
 # %% ../nbs/01_data.ipynb #c824d6b9
 def save_packed(data: SaltData, fn, test=True, compress: bool = False) -> Path:
     "Write `data` as one `.npz` that `load_tgs` reads back: `test` True (all), False (none) or a number of test tiles."
@@ -182,10 +195,7 @@ def save_packed(data: SaltData, fn, test=True, compress: bool = False) -> Path:
     arrs = dict(train_ids=data.train.ids, train_images=data.train.images, train_masks=data.train.masks,
                 train_depths=data.train.depths, test_ids=tst.ids, test_images=tst.images, test_depths=tst.depths,
                 sample_ids=sample if sample is not None else np.array([], str))
-    tmp = fn.with_name(f'{fn.name}.{os.getpid()}-{threading.get_ident()}.tmp.npz')  # parallel writers never collide
-    try: (np.savez_compressed if compress else np.savez)(tmp, **arrs); os.replace(tmp, fn)
-    except BaseException: tmp.unlink(missing_ok=True); raise   # a full disk or Ctrl-C leaves no half file behind
-    return fn
+    return atomic_write(fn, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrs))
 
 def _load_packed(fn: Path) -> SaltData:
     with np.load(fn) as z:

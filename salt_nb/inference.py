@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
-from .data import TILE, TileSet, SaltData, rle_encode, load_tgs
+from .data import TILE, TileSet, SaltData, rle_encode, load_tgs, atomic_write
 from .mosaic import mosaic_positions, vertical_chains, propagate_vertical
 from .metrics import precision_iou
 from .losses import unpack_output
-from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkpoints, atomic_write
+from .runs import RunConfig, RunDir, prepare_input, load_checkpoint, list_checkpoints
 from .runs import use_bf16, use_channels_last, keep_freed_memory
 
 # %% auto #0

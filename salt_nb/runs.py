@@ -4,20 +4,20 @@
 
 # %% ../nbs/06a_runs.ipynb #61fb7c0f
 from __future__ import annotations
-import os, json, difflib, dataclasses, importlib, re, threading, types, typing, warnings
+import json, difflib, dataclasses, importlib, re, types, typing, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from .data import TILE
+from .data import TILE, atomic_write
 from .geometry import Geometry
 from .models import add_depth_channels
 
 # %% auto #0
-__all__ = ['RunConfig', 'atomic_write', 'prepare_input', 'prepare_mask', 'build_model', 'atomic_save', 'clean_state_dict',
-           'save_checkpoint', 'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints', 'native_bf16',
-           'use_bf16', 'use_channels_last', 'keep_freed_memory']
+__all__ = ['RunConfig', 'prepare_input', 'prepare_mask', 'build_model', 'atomic_save', 'clean_state_dict', 'save_checkpoint',
+           'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints', 'native_bf16', 'use_bf16',
+           'use_channels_last', 'keep_freed_memory']
 
 # %% ../nbs/06a_runs.ipynb #66d85c01
 _CHOICES = dict(augment=('batch', 'item', 'none'), schedule=('one_cycle', 'sgdr', 'recipe'),
@@ -174,19 +174,6 @@ class RunConfig:
         if not isinstance(d, dict): raise ValueError(f"{path}: a config is a YAML mapping, got {type(d).__name__}")
         try: return cls.from_dict(d)
         except ValueError as e: raise ValueError(f"{path}: {e}") from None
-
-# %% ../nbs/06a_runs.ipynb #92142670
-def atomic_write(path, write) -> Path:
-    "Call `write(f)` on a temporary file beside `path`, then rename it over `path`: all or nothing."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")   # unique per process and thread
-    try:
-        with open(tmp, 'wb') as f:
-            write(f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    return path
 
 # %% ../nbs/06a_runs.ipynb #77450fec
 def _as_tiles(images, what='images') -> torch.Tensor:

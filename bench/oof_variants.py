@@ -86,13 +86,12 @@ def main():
     keep_freed_memory()
     train = load_tgs(a.data or find_tgs(), progress=False).train
     for run in a.runs:
-        oof = load_oof(run)
-        try: ii = train.index(oof['ids'])
-        except KeyError as e: raise SystemExit(f"{run}: OOF ids not among the labeled tiles of the data: {e}") from None
-        truths = train.masks[ii].astype(bool)
+        try: oof = load_oof(run, train)
+        except (FileNotFoundError, ValueError) as e: raise SystemExit(f"oof_variants: {e}") from None
+        tiles = oof['tiles']; truths = tiles.masks.astype(bool)
         masks = apply_postprocess(as_float(oof['probs']), load_postprocess(run)).astype(bool)
-        print(f"{run} ({len(ii)} tiles): " + ', '.join(f"{k} {precision_iou(m, truths).mean():.4f}" for k, m in cleanups(masks).items()))
-        if a.offsets: offset_table(run, oof, train.images[ii], truths)
+        print(f"{run} ({len(tiles)} tiles): " + ', '.join(f"{k} {precision_iou(m, truths).mean():.4f}" for k, m in cleanups(masks).items()))
+        if a.offsets: offset_table(run, oof, tiles.images, truths)
 
 
 if __name__ == '__main__': main()

@@ -19,10 +19,8 @@ DEFAULT = dict(threshold=0.5, min_area=0)
 
 def run_scores(run, train) -> dict:
     "Per-tile scores of one run's out-of-fold tiles at threshold 0.5 and with its own post-processing."
-    oof, rd = load_oof(run), RunDir(run)
-    try: idx = train.index(oof['ids'])
-    except KeyError as e: raise SystemExit(f"{run}: OOF ids not among the labeled tiles of the data: {e}") from None
-    probs, truths = as_float(oof['probs']), train.masks[idx].astype(bool)
+    oof, rd = load_oof(run, train), RunDir(run)
+    probs, truths = as_float(oof['probs']), oof['tiles'].masks.astype(bool)
     pp = load_postprocess(rd.postprocess) if rd.postprocess.exists() else DEFAULT
     m = json.loads(rd.metrics.read_text()) if rd.metrics.exists() else {}
     folds = sorted({int(f) for f in oof['folds']}) if oof['folds'] is not None else []

@@ -36,11 +36,9 @@ def main():
     print(f"MIN_GAIN {MIN_GAIN}: a tuned cell must beat the default by more than {MIN_GAIN} / sqrt(tiles)")
     gains = []
     for run in a.runs:
-        try: oof = load_oof(run)
+        try: oof = load_oof(run, train)
         except (FileNotFoundError, ValueError) as e: raise SystemExit(f"tuning_margin: {e}") from None
-        try: idx = train.index(oof['ids'])
-        except KeyError as e: raise SystemExit(f"{run}: OOF ids not among the labeled tiles of the data: {e}") from None
-        r = margin_row(as_float(oof['probs']), train.masks[idx].astype(bool), oof['cls_probs'], a.repeats)
+        r = margin_row(as_float(oof['probs']), oof['tiles'].masks.astype(bool), oof['cls_probs'], a.repeats)
         gains.append((r['margin'] - r['default'], r['no_margin'] - r['default']))
         print(f"{run} ({r['n']} tiles): default {r['default']:.4f}; CV tuned with the margin {r['margin']:.4f} "
               f"({gains[-1][0]:+.4f}), without {r['no_margin']:.4f} ({gains[-1][1]:+.4f}); "

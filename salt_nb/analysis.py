@@ -40,8 +40,8 @@ def find_run(start=None) -> Path | None:
     return None
 
 # %% ../nbs/09_error_analysis.ipynb #6fa89a13
-def load_oof(run_dir) -> dict:
-    "The out-of-fold predictions of a run folder: dict(ids, probs, folds, cls_probs or None), checked."
+def load_oof(run_dir, train: TileSet | None = None) -> dict:
+    "A run folder's out-of-fold predictions: dict(ids, probs, folds, cls_probs or None), checked; with `train`, also `tiles`."
     fn = RunDir(run_dir).oof
     if not fn.exists(): raise FileNotFoundError(f"missing out-of-fold predictions {fn}")
     with np.load(fn, allow_pickle=False) as z:
@@ -51,6 +51,9 @@ def load_oof(run_dir) -> dict:
                    cls_probs=next((z[k] for k in ('cls_probs', 'cls') if k in z.files), None))
     p = out['probs']
     if p.ndim != 3 or len(p) != len(out['ids']): raise ValueError(f"{fn}: probs has shape {p.shape}, expected ({len(out['ids'])}, H, W)")
+    if train is not None:                        # the labeled tiles, in the order of the predictions
+        try: out['tiles'] = train[train.index(out['ids'])]
+        except KeyError as err: raise ValueError(f"{fn}: ids not among the labeled tiles of the data: {err}") from None
     return out
 
 # %% ../nbs/09_error_analysis.ipynb #93858319
@@ -298,13 +301,10 @@ def _report_data(data) -> SaltData:
 def make_report(run_dir, data=None, out_dir=None, n_worst: int = 6) -> Path:
     "Write an error-analysis report (error table CSV, PNG figures, report.md/html) for a run folder; return report.md."
     rd = RunDir(run_dir); t0 = time.time()
-    oof = load_oof(rd.path)
+    d = _report_data(data)
+    oof = load_oof(rd.path, d.train); ts = oof['tiles']
     params = load_postprocess(rd.postprocess) if rd.postprocess.exists() else dict(threshold=.5, min_area=0, cls_threshold=None, score_oof=None)
     if params['cls_threshold'] is not None and oof['cls_probs'] is None: params['cls_threshold'] = None
-    d = _report_data(data)
-    try: idx = d.train.index(oof['ids'])
-    except KeyError as e: raise ValueError(f"{rd.oof}: ids not among the labeled tiles of {d.path}: {e}") from None
-    ts = d.train[idx]
     out = Path(out_dir) if out_dir is not None else rd.path/'report'; out.mkdir(parents=True, exist_ok=True)
     tab = error_table(ts.ids, oof['probs'], ts.masks, ts.images, ts.depths, params['threshold'], params['min_area'],
                       folds=oof['folds'], cls_probs=oof['cls_probs'], cls_threshold=params['cls_threshold'])

@@ -100,9 +100,8 @@ class MaskViewer:
         from salt_nb.analysis import load_oof, error_table
         from salt_nb.inference import load_postprocess
         from salt_nb.runs import RunDir
-        oof = load_oof(run_dir); rd = RunDir(run_dir)
+        oof = load_oof(run_dir, data.train); rd, ts = RunDir(run_dir), oof['tiles']
         pp = load_postprocess(rd.postprocess) if rd.postprocess.exists() else dict(threshold=.5, min_area=0)
-        ts = data.train[data.train.index(oof['ids'])]
         tab = error_table(ts.ids, oof['probs'], ts.masks, ts.images, ts.depths, pp['threshold'], pp['min_area'], folds=oof['folds'])
         return cls(ts.images, ts.masks, oof['probs'], ts.ids, meta=tab, threshold=pp['threshold'], min_area=pp['min_area'], **kwargs)
 

@@ -5,7 +5,9 @@ The split is fold 0 of `salt_nb.train.make_folds` with 5 folds and seed 42: a co
 the 3000 labeled tiles, the same tiles `salt_train DATA --out RUN` holds out with its default config. The schedule is
 sized to the budget exactly as `salt_train --minutes` does (measured step time, the cycles re-planned from the
 warm-up's real epochs, never cut mid-way), and the score is
-taken at the end of every stage of the schedule (and every `--every` epochs). Runs unchanged on a CPU or a GPU.
+taken at the end of every stage of the schedule (and every `--every` epochs). Runs unchanged on a CPU or a GPU, and
+data-parallel under a launcher as `salt_train` does (rank 0 scores and prints), e.g. two gloo processes on a CPU:
+`OMP_NUM_THREADS=1 accelerate launch --multi_gpu --num_processes 2 bench/time_to_score.py --device cpu --set bs=8 ...`
 
     python bench/time_to_score.py --config cpu_small --minutes 30 --out runs/tts_cpu_small
 
@@ -60,10 +62,12 @@ def main(argv=None):
     t0 = time.time()
     from salt_nb.data import load_tgs, find_tgs
     from salt_nb.train import (get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs,
-                               stage_ends, BudgetReplan)
+                               stage_ends, BudgetReplan, rank, world_size, init_distrib)
     from salt_nb.runs import RunDir, keep_freed_memory
     keep_freed_memory()                             # as salt_train does
     if a.threads: torch.set_num_threads(a.threads)
+    dev0 = init_distrib(a.device)                  # joins the process group when a launcher started several processes
+    if world_size() > 1: print(f"data-parallel: process {rank()} of {world_size()} ({torch.distributed.get_backend()}, {dev0})", flush=True)
     from salt_nb.learner import WeightEMA
     try: decays = [WeightEMA(float(d)).decay for d in a.ema.split(',') if d.strip()]
     except ValueError as e: sys.exit(f'time_to_score: --ema {a.ema!r}: {e}')
@@ -103,13 +107,14 @@ def main(argv=None):
     out = Path(a.out or f"runs/tts_{cfg.name}_{int(a.minutes)}m")
     dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
-    print(f"time_to_score: {cfg.name} ({cfg.model}, {cfg.geometry}, bs {cfg.bs}, {schedule_epochs(cfg)} epochs, "
+    if not rank(): print(f"time_to_score: {cfg.name} ({cfg.model}, {cfg.geometry}, bs {cfg.bs}, {schedule_epochs(cfg)} epochs, "
           f"stage ends {stage_ends(cfg)}) on {len(ts) - n_valid}/{n_valid} tiles, {dev}, {torch.get_num_threads()} threads", flush=True)
     ema_path = lambda d: out/'checkpoints'/f'fold0_ema{d:g}.pth'
     emas = [lambda data, valid, c, d=d: WeightEMA(d, ema_start, ema_path(d), c) for d in decays]
     m = train_kfold(ts, cfg, out, folds, [0], device=a.device, progress=False, quiet=True, overwrite=True,
                     cbs=[ScoreCurve.factory(every=a.every, t0=t0, verbose=True)] + emas
                         + ([] if a.epochs else [BudgetReplan(t0 + a.minutes * 60)]))
+    if rank(): return {}                                # the other processes only helped to train
     cfg = RunDir(out).load_config()                     # as trained: a budget re-plan may have resized the cycles
     f0 = m['folds'][0]
     wall = time.time() - t0

@@ -175,6 +175,11 @@ def test_tuning_margin(tmp_path, data):
     assert bad.returncode != 0 and 'missing out-of-fold predictions' in bad.stderr and 'Traceback' not in bad.stderr
 
 
+def pool_folds(tmp_path, *args):
+    return subprocess.run([sys.executable, str(REPO/'bench'/'pool_folds.py'), *map(str, args)],
+                          capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+
+
 def test_pool_folds(tmp_path, data):
     "bench/pool_folds.py on two made-up runs holding out the two halves of the labeled tiles; overlapping runs refused."
     train, m, salt, probs = _perfect_probs(data)
@@ -184,8 +189,7 @@ def test_pool_folds(tmp_path, data):
         (tmp_path/name).mkdir()
         np.savez(tmp_path/name/'oof.npz', ids=train.ids[keep], probs=probs[keep], folds=np.full(keep.sum(), fold))
     (tmp_path/'a'/'metrics.json').write_text(json.dumps(dict(epochs=7, seconds=90)))
-    pool = lambda *runs: subprocess.run([sys.executable, str(REPO/'bench'/'pool_folds.py'), *map(str, runs), '--data', str(data)],
-                                        capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+    pool = lambda *runs: pool_folds(tmp_path, *runs, '--data', data)
     r = pool(tmp_path/'a', tmp_path/'b')
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     n = len(m)
@@ -193,3 +197,25 @@ def test_pool_folds(tmp_path, data):
     assert f"| {tmp_path/'a'} | 0 | {half.sum()} | 7 | 1.5 |" in r.stdout, r.stdout
     bad = pool(tmp_path/'a', tmp_path/'ab')
     assert bad.returncode != 0 and 'is held out by both' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+def test_pool_folds_mosaics(tmp_path, data):
+    "pool_folds.py --mosaics: a held-out tile called empty, below a training tile with the same vertical mask, gets it back."
+    import pandas as pd
+    from salt_nb.data import load_tgs, save_packed
+    d = load_tgs(data, progress=False, cache=False)
+    half = np.arange(len(d.train)) < len(d.train) // 2           # run 'a' holds out the first half
+    t, s = 0, len(d.train) - 1                                   # held-out target, training source above it
+    d.train.masks[[s, t]] = False; d.train.masks[[s, t], :, :40] = True    # the same salt wall in both
+    packed = save_packed(d, tmp_path/'walls.npz')
+    probs = np.where(d.train.masks, .9, .1).astype(np.float32); probs[t] = .2    # the target is called empty
+    (tmp_path/'a').mkdir()
+    np.savez(tmp_path/'a'/'oof.npz', ids=d.train.ids[half], probs=probs[half], folds=np.zeros(half.sum(), int))
+    pd.DataFrame(dict(id=d.train.ids[[s, t]], mosaic_id=0, x=0, y=[0, 1])).to_csv(tmp_path/'m.csv', index=False)
+    r = pool_folds(tmp_path, tmp_path/'a', '--data', packed, '--mosaics', tmp_path/'m.csv')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    n = int(half.sum())
+    assert f"1 held-out tile(s) changed, own post-processing {1 - 1 / n:.4f} -> 1.0000" in r.stdout, r.stdout
+    assert f"(2 tiles placed): 1.0000 (gain {1 / n:+.4f}," in r.stdout, r.stdout
+    bad = pool_folds(tmp_path, tmp_path/'a', '--data', packed, '--mosaics', tmp_path/'nowhere.csv')
+    assert bad.returncode != 0 and 'missing mosaics file' in bad.stderr and 'Traceback' not in bad.stderr

@@ -2,7 +2,7 @@
 import importlib.util, json, os, socket, subprocess, sys
 import pytest, torch, yaml
 
-from conftest import cli_env, tiny_synth
+from conftest import REPO, cli_env, tiny_synth
 
 pytestmark = [
     pytest.mark.skipif(not os.environ.get('SALT_NB_SLOW'), reason='set SALT_NB_SLOW=1 to run 2-process training (~30 s)'),
@@ -16,11 +16,11 @@ def free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-def launch(tmp_path, n, *args, timeout=600):
-    "`accelerate launch` `n` CPU processes of `python -m salt_nb.train args`; the CompletedProcess (text output)."
+def launch(tmp_path, n, *args, timeout=600, target=('-m', 'salt_nb.train')):
+    "`accelerate launch` `n` CPU processes of `python -m salt_nb.train args` (or of `target`); the CompletedProcess (text output)."
     cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', str(n),
            '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', str(free_port()),
-           '-m', 'salt_nb.train', *map(str, args), '--device', 'cpu']
+           *map(str, target), *map(str, args), '--device', 'cpu']
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env=cli_env(SALT_NB_CACHE=tmp_path/'cache', OMP_NUM_THREADS=1, OMP_WAIT_POLICY='PASSIVE'))
 
@@ -61,3 +61,18 @@ def test_two_process_budget(tmp_path_factory, tmp_path):
     n = c.warmup_epochs + c.lovasz_epochs + c.cycle_len
     assert len(open(out/'logs'/'fold0.csv').read().splitlines()) == n + 1, (c, r.stdout[-3000:])
     assert r.stdout.count(f'fold 0 epoch {n}/{n}') == 1
+
+
+def test_two_process_time_to_score(tmp_path_factory, tmp_path):
+    "bench/time_to_score.py data-parallel: the other process returns after training, rank 0 scores and prints once."
+    data = tiny_synth(tmp_path_factory, (6, 4))
+    cfg = tmp_path/'tiny.yaml'
+    cfg.write_text(yaml.safe_dump(dict(name='ddp_tts', model='tiny', geometry='resize64', bs=2, lr=0.003, schedule='one_cycle',
+                                       epochs=1)))
+    out = tmp_path/'run'
+    r = launch(tmp_path, 2, '--config', cfg, '--data', data, '--epochs', 1, '--out', out,
+               target=[REPO/'bench'/'time_to_score.py'])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for k in (0, 1): assert f'data-parallel: process {k} of 2 (gloo, cpu)' in r.stdout, r.stdout
+    assert r.stdout.count('time_to_score: ddp_tts') == 1 and r.stdout.count('final model') == 1, r.stdout[-3000:]
+    assert json.loads((out/'time_to_score.json').read_text())['epochs'] == 1

@@ -8,8 +8,8 @@ the same two scores over all the runs' tiles together, with the standard error o
 between runs. Runs that share a held-out tile are refused: their pooled score would count that tile twice.
 
 `--mosaics auto` (or a `salt_mosaic` CSV) adds what `salt_predict`'s mosaic post-processing does to each run's held-out
-tiles: the vertical masks of the tiles the run trained on continue along their mosaic columns, through held-out and
-Kaggle test tiles, and the paired gain over the run's own post-processing is pooled with its standard error.
+tiles: the vertical masks of the labeled tiles the run did not hold out (its training tiles) continue along their
+mosaic columns, through held-out and Kaggle test tiles, and the paired gain over the run's own post-processing is pooled with its standard error.
 """
 import argparse, json, numpy as np
 from salt_nb.data import load_tgs, find_tgs
@@ -33,7 +33,7 @@ def run_scores(run, train, test_ids=None, positions=None) -> dict:
     r = dict(run=str(run), ids=oof['ids'], folds=folds, epochs=m.get('epochs'), minutes=m.get('seconds', 0) / 60,
              t05=precision_iou(apply_postprocess(probs, DEFAULT), truths), own=precision_iou(own, truths),
              pp=(pp['threshold'], pp['min_area']))
-    if positions is not None:       # sources: the tiles the run trained on; walks pass through held-out and test tiles
+    if positions is not None:       # sources: the labeled tiles it did not hold out; walks pass through held-out and test tiles
         sources = train[np.flatnonzero(~np.isin(train.ids, oof['ids']))]
         ids = np.concatenate([oof['ids'], test_ids])
         blank = np.zeros((len(test_ids),) + own.shape[1:], own.dtype)

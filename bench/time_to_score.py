@@ -88,7 +88,7 @@ def main(argv=None):
     if drop:
         keep = ~np.isin(folds, drop)
         ts, folds = ts[np.flatnonzero(keep)], folds[keep]
-        print(f"learning curve: folds {drop} left out, {int((folds != 0).sum())} training tiles", flush=True)
+        if not rank(): print(f"learning curve: folds {drop} left out, {int((folds != 0).sum())} training tiles", flush=True)
     n_pseudo = 0
     if a.pseudo:
         extra = pseudo_extra(sd.test, load_probs(a.pseudo), lo=a.pseudo_lo, hi=a.pseudo_hi, min_frac=a.pseudo_min_frac)
@@ -97,7 +97,7 @@ def main(argv=None):
             extra = extra[np.sort(np.random.default_rng(42).choice(n_conf, a.pseudo_max, replace=False))]
         ts, folds, _ = with_pseudo(ts, folds, extra)
         n_pseudo = len(extra)
-        print(f"pseudo-labels: {n_conf} of {len(sd.test)} test tiles confidently predicted ({a.pseudo_min_frac:.0%} of pixels < "
+        if not rank(): print(f"pseudo-labels: {n_conf} of {len(sd.test)} test tiles confidently predicted ({a.pseudo_min_frac:.0%} of pixels < "
               f"{a.pseudo_lo} or > {a.pseudo_hi}); {n_pseudo} used, {int(extra.masks.any((1, 2)).sum())} of them with salt", flush=True)
     if a.epochs: cfg = scale_schedule(cfg, a.epochs)
     else: cfg = fit_budget(cfg, ts, n_valid, 1, a.minutes, t0, a.device)

@@ -175,12 +175,23 @@ def test_tuning_margin(tmp_path, data):
     assert bad.returncode != 0 and 'missing out-of-fold predictions' in bad.stderr and 'Traceback' not in bad.stderr
 
 
-def pool_folds(tmp_path, *args):
-    return subprocess.run([sys.executable, str(REPO/'bench'/'pool_folds.py'), *map(str, args)],
-                          capture_output=True, text=True, timeout=300, env=cli_env(SALT_NB_CACHE=tmp_path/'cache'))
+@pytest.fixture
+def pool_folds(tmp_path, monkeypatch, capsys):
+    "Run bench/pool_folds.py's `main` in this process (a subprocess spends 13 s importing): returncode, stdout, stderr."
+    import importlib.util, types
+    spec = importlib.util.spec_from_file_location('pool_folds', REPO/'bench'/'pool_folds.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
+    def run(*args):
+        monkeypatch.setattr(sys, 'argv', ['pool_folds.py', *map(str, args)])
+        try: mod.main(); code = 0
+        except SystemExit as e: code = e.code                  # errors leave as SystemExit('pool_folds: ...')
+        out = capsys.readouterr()
+        return types.SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err + (code if isinstance(code, str) else ''))
+    return run
 
 
-def test_pool_folds(tmp_path, data):
+def test_pool_folds(tmp_path, data, pool_folds):
     "bench/pool_folds.py on two made-up runs holding out the two halves of the labeled tiles; overlapping runs refused."
     train, m, salt, probs = _perfect_probs(data)
     probs[salt[0]] = .2                                 # one salt tile called empty: it scores 0
@@ -189,7 +200,7 @@ def test_pool_folds(tmp_path, data):
         (tmp_path/name).mkdir()
         np.savez(tmp_path/name/'oof.npz', ids=train.ids[keep], probs=probs[keep], folds=np.full(keep.sum(), fold))
     (tmp_path/'a'/'metrics.json').write_text(json.dumps(dict(epochs=7, seconds=90)))
-    pool = lambda *runs: pool_folds(tmp_path, *runs, '--data', data)
+    pool = lambda *runs: pool_folds(*runs, '--data', data)
     r = pool(tmp_path/'a', tmp_path/'b')
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     n = len(m)
@@ -199,7 +210,7 @@ def test_pool_folds(tmp_path, data):
     assert bad.returncode != 0 and 'is held out by both' in bad.stderr and 'Traceback' not in bad.stderr
 
 
-def test_pool_folds_mosaics(tmp_path, data):
+def test_pool_folds_mosaics(tmp_path, data, pool_folds):
     "pool_folds.py --mosaics: a held-out tile called empty, below a training tile with the same vertical mask, gets it back."
     import pandas as pd
     from salt_nb.data import load_tgs, save_packed
@@ -212,10 +223,10 @@ def test_pool_folds_mosaics(tmp_path, data):
     (tmp_path/'a').mkdir()
     np.savez(tmp_path/'a'/'oof.npz', ids=d.train.ids[half], probs=probs[half], folds=np.zeros(half.sum(), int))
     pd.DataFrame(dict(id=d.train.ids[[s, t]], mosaic_id=0, x=0, y=[0, 1])).to_csv(tmp_path/'m.csv', index=False)
-    r = pool_folds(tmp_path, tmp_path/'a', '--data', packed, '--mosaics', tmp_path/'m.csv')
+    r = pool_folds(tmp_path/'a', '--data', packed, '--mosaics', tmp_path/'m.csv')
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     n = int(half.sum())
     assert f"1 held-out tile(s) changed, own post-processing {1 - 1 / n:.4f} -> 1.0000" in r.stdout, r.stdout
     assert f"(2 tiles placed): 1.0000 (gain {1 / n:+.4f}," in r.stdout, r.stdout
-    bad = pool_folds(tmp_path, tmp_path/'a', '--data', packed, '--mosaics', tmp_path/'nowhere.csv')
+    bad = pool_folds(tmp_path/'a', '--data', packed, '--mosaics', tmp_path/'nowhere.csv')
     assert bad.returncode != 0 and 'missing mosaics file' in bad.stderr and 'Traceback' not in bad.stderr

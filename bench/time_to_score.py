@@ -62,12 +62,11 @@ def main(argv=None):
     t0 = time.time()
     from salt_nb.data import load_tgs, find_tgs
     from salt_nb.train import (get_config, make_folds, fit_budget, scale_schedule, train_kfold, ScoreCurve, schedule_epochs,
-                               stage_ends, BudgetReplan, rank, world_size, init_distrib)
+                               stage_ends, BudgetReplan, rank, init_distrib)
     from salt_nb.runs import RunDir, keep_freed_memory
     keep_freed_memory()                             # as salt_train does
     if a.threads: torch.set_num_threads(a.threads)
-    dev0 = init_distrib(a.device)                  # joins the process group when a launcher started several processes
-    if world_size() > 1: print(f"data-parallel: process {rank()} of {world_size()} ({torch.distributed.get_backend()}, {dev0})", flush=True)
+    init_distrib(a.device, verbose=True)           # joins the process group when a launcher started several processes
     from salt_nb.learner import WeightEMA
     try: decays = [WeightEMA(float(d)).decay for d in a.ema.split(',') if d.strip()]
     except ValueError as e: sys.exit(f'time_to_score: --ema {a.ema!r}: {e}')

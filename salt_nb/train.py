@@ -116,14 +116,15 @@ def rank() -> int:
     "This process's rank among the data-parallel ones (`RANK`): 0 writes the run folder. 0 if not data-parallel."
     return int(os.environ.get('RANK', '0') or 0)
 
-def init_distrib(device=None):
-    "Join the process group once if `world_size() > 1` (nccl, a GPU per process (`LOCAL_RANK`); gloo on CPUs); the device."
+def init_distrib(device=None, verbose: bool = False):
+    "Join the process group once if `world_size() > 1` (nccl, a GPU per process (`LOCAL_RANK`); gloo on CPUs); the device. `verbose`: print which process this is."
     if world_size() <= 1: return device
     cpu = (device is not None and torch.device(device).type == 'cpu') or not torch.cuda.is_available()
     dev = torch.device('cpu') if cpu else torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0') or 0))
     if not dist.is_initialized():
         if dev.type == 'cuda': torch.cuda.set_device(dev)
         dist.init_process_group('gloo' if cpu else 'nccl')
+    if verbose: print(f"data-parallel: process {rank()} of {world_size()} ({dist.get_backend()}, {dev})", flush=True)
     return dev
 
 def rank0_value(obj):
@@ -618,9 +619,7 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
                   f"{'a CPU without native bf16' if cfg.name == 'cpu_fp32' else 'this machine'} (--config to choose)", flush=True)
         if folds is not None: cfg = cfg.replace(folds=_parse_folds(folds) if not isinstance(folds, list) else folds)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
-    device = init_distrib(device)
-    if world_size() > 1: print(f"data-parallel: process {rank()} of {world_size()} ({dist.get_backend()}, {device})",
-                               flush=True)
+    device = init_distrib(device, verbose=True)          # data-parallel: says which process this is
     ts = load_tgs(path, progress=progress and not quiet).train
     if ts.masks is None or not len(ts): raise ValueError(f"{path} has no labeled tiles")
     grp = read_groups(groups, ts.ids) if groups is not None else None

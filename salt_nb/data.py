@@ -12,8 +12,9 @@ from PIL import Image
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'atomic_write', 'save_packed',
-           'load_tgs', 'coverage', 'coverage_class', 'is_vertical_mask', 'stratified_folds', 'grouped_folds']
+__all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'atomic_write', 'check_out_file',
+           'save_packed', 'load_tgs', 'coverage', 'coverage_class', 'is_vertical_mask', 'stratified_folds',
+           'grouped_folds']
 
 # %% ../nbs/01_data.ipynb #c263b6e2
 TILE = 101  # side of a TGS tile in pixels
@@ -181,6 +182,19 @@ def atomic_write(path, write) -> Path:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True); raise
+    return path
+
+# %% ../nbs/01_data.ipynb #14b73e55
+def check_out_file(path, flag: str = '--out') -> Path:
+    "An output file path checked before any slow work: not a folder, its folder created if missing; raises naming `flag`."
+    path = Path(path).expanduser()
+    if path.is_dir(): raise ValueError(f"{flag} {path}: is a folder; give a file path")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent: parent = parent.parent
+    if not parent.is_dir(): raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
+    try: path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ValueError(f"{flag} {path}: cannot create its folder ({e.strerror})") from None
+    if not os.access(path.parent, os.W_OK): raise ValueError(f"{flag} {path}: cannot write in {path.parent}")
     return path
 
 # %% ../nbs/01_data.ipynb #c824d6b9

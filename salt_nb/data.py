@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #7a7ccbff
 from __future__ import annotations
-import os, hashlib, threading, warnings
+import os, hashlib, threading, warnings, zipfile, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -12,9 +12,9 @@ from PIL import Image
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'atomic_write', 'check_out_file',
-           'save_packed', 'load_tgs', 'coverage', 'coverage_class', 'is_vertical_mask', 'stratified_folds',
-           'grouped_folds']
+__all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'check_in_file',
+           'read_csv_checked', 'atomic_write', 'check_out_file', 'save_packed', 'load_tgs', 'coverage',
+           'coverage_class', 'is_vertical_mask', 'stratified_folds', 'grouped_folds']
 
 # %% ../nbs/01_data.ipynb #c263b6e2
 TILE = 101  # side of a TGS tile in pixels
@@ -50,12 +50,14 @@ def rle_decode(rle, shape=(TILE, TILE)) -> np.ndarray:
     if not s: return mask.reshape(w, h).T
     try: v = np.array(s, dtype=np.int64)
     except ValueError: raise ValueError(f"malformed RLE: non-integer token in {str(rle)[:60]!r}") from None
+    except OverflowError: raise ValueError(f"malformed RLE: number too large in {str(rle)[:60]!r}") from None
     if len(v) % 2: raise ValueError(f"malformed RLE: odd number of values ({len(v)}) in {str(rle)[:60]!r}")
     starts, lengths = v[::2] - 1, v[1::2]
     if (lengths <= 0).any(): raise ValueError(f"malformed RLE: run length <= 0 in {str(rle)[:60]!r}")
-    ends = starts + lengths
-    if (starts < 0).any() or (ends > h*w).any():
+    if (starts < 0).any() or (starts >= h*w).any() or (lengths > h*w).any():  # checked before the sum can overflow
         raise ValueError(f"malformed RLE: run out of range 1..{h*w} in {str(rle)[:60]!r}")
+    ends = starts + lengths
+    if (ends > h*w).any(): raise ValueError(f"malformed RLE: run out of range 1..{h*w} in {str(rle)[:60]!r}")
     if (starts[1:] < ends[:-1]).any(): raise ValueError(f"malformed RLE: runs overlap or are not sorted in {str(rle)[:60]!r}")
     d = np.zeros(h*w + 1, dtype=np.int32)
     np.add.at(d, starts, 1); np.add.at(d, ends, -1)
@@ -138,6 +140,7 @@ def _read_many(files, mask=False, progress=True, desc=''):
 
 # %% ../nbs/01_data.ipynb #ab953286
 def _png_ids(folder: Path) -> list[str]:
+    if folder.exists() and not folder.is_dir(): raise ValueError(f"{folder}: is a file, expected a folder of PNG tiles")
     if not folder.is_dir(): raise FileNotFoundError(f"missing folder {folder}")
     ids = sorted(p.stem for p in folder.glob('*.png'))
     if not ids: raise ValueError(f"empty folder: no PNG files in {folder}")
@@ -153,23 +156,57 @@ def _check_ids(listed, found, what_listed, what_found):
     if len(norow): raise ValueError(f"{len(norow)} file(s) in {what_found} have no row in {what_listed}, e.g. {list(norow[:3])}")
 
 # %% ../nbs/01_data.ipynb #a766cd43
-def _read_csv(fn: Path, cols) -> pd.DataFrame:
-    if not fn.exists(): raise FileNotFoundError(f"missing {fn}")
-    df = pd.read_csv(fn, keep_default_na=False, dtype=str)
+def check_in_file(path, flag: str = '') -> Path:
+    "An input file path checked before any slow work: it exists and is not a folder; raises naming `flag` and the path."
+    path = Path(path).expanduser()
+    name = f"{flag} {path}" if flag else str(path)
+    if path.is_dir(): raise ValueError(f"{name}: is a folder, expected a file")
+    if not path.exists(): raise FileNotFoundError(f"{name}: no such file")
+    return path
+
+# %% ../nbs/01_data.ipynb #3b90ea14
+def read_csv_checked(fn, cols, rows: bool = False) -> pd.DataFrame:
+    "A CSV read as strings, checked: a file, parseable, holding `cols` (and a row if `rows`); errors name the file."
+    fn = check_in_file(fn)
+    try: df = pd.read_csv(fn, keep_default_na=False, dtype=str)
+    except pd.errors.EmptyDataError: raise ValueError(f"{fn}: empty file, expected a CSV with columns {','.join(cols)}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e: raise ValueError(f"{fn}: not a readable CSV ({' '.join(str(e).split())})") from None
+    except OSError as e: raise ValueError(f"{fn}: cannot read ({e.strerror or e})") from None
     miss = [c for c in cols if c not in df.columns]
     if miss: raise ValueError(f"{fn}: missing column(s) {miss}; found {list(df.columns)}")
+    if rows and not len(df): raise ValueError(f"{fn}: header only, no rows")
     return df
+
+# %% ../nbs/01_data.ipynb #ae1abd7c
+def _read_depths(fn: Path) -> pd.Series:
+    "Depth by id (float32) from depths.csv; a value that is not a number, or two different depths for one id, raise."
+    df = read_csv_checked(fn, ['id', 'z'], rows=True)
+    z = pd.to_numeric(df.z, errors='coerce').astype(float)
+    bad = ~np.isfinite(z.to_numpy())
+    if bad.any(): k = int(np.argmax(bad)); raise ValueError(f"{fn}: id {df.id[k]}: depth {df.z[k]!r} is not a number")
+    df = df.assign(z=z)
+    n = df.groupby('id').z.nunique()
+    if (n > 1).any():
+        i = n.index[n > 1][0]; raise ValueError(f"{fn}: id {i} has different depths {sorted(df.z[df.id == i].tolist())}")
+    return df.drop_duplicates('id').set_index('id').z.astype(np.float32)
 
 # %% ../nbs/01_data.ipynb #b204f6e4
 def _cache_file(path: Path, cache_dir=None) -> Path:
-    "Cache location keyed by the folder and the sizes/mtimes of what it holds."
-    parts = [str(path.resolve())]
-    for f in ['train.csv', 'depths.csv', 'sample_submission.csv', 'train/images', 'train/masks', 'test/images']:
-        p = path/f
-        if p.exists(): st = p.stat(); parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}:{len(os.listdir(p)) if p.is_dir() else 0}")
-    key = hashlib.sha1('|'.join(parts).encode()).hexdigest()[:16]
+    "Cache location keyed by the folder and the name, size and mtime of every file `load_tgs` reads there."
+    def stamp(name, st): return f"{name}:{st.st_size}:{st.st_mtime_ns}" if st else f"{name}:-"
+    def stat(p):
+        try: return os.stat(p)
+        except OSError: return None   # missing or unreadable: load_tgs names it when it reads it
+    h = hashlib.sha1()
+    for f in ['train.csv', 'depths.csv', 'sample_submission.csv']: h.update(stamp(f, stat(path/f)).encode())
+    for sub in ['train/images', 'train/masks', 'test/images']:
+        h.update(f"|{sub}|".encode())
+        if not (path/sub).is_dir(): continue
+        with os.scandir(path/sub) as it: pngs = [e for e in it if e.name.endswith('.png')]
+        h.update(';'.join(sorted(stamp(e.name, stat(e.path)) for e in pngs)).encode())
+    folder = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     d = Path(cache_dir or os.environ.get('SALT_NB_CACHE') or Path.home()/'.cache'/'salt_nb')
-    return d/f"tgs-{path.name}-{key}.npz"
+    return d/f"tgs-{path.name}-{folder}-{h.hexdigest()[:16]}.npz"
 
 # %% ../nbs/01_data.ipynb #92142670
 def atomic_write(path, write) -> Path:
@@ -200,7 +237,7 @@ def check_out_file(path, flag: str = '--out') -> Path:
 # %% ../nbs/01_data.ipynb #c824d6b9
 def save_packed(data: SaltData, fn, test=True, compress: bool = False) -> Path:
     "Write `data` as one `.npz` that `load_tgs` reads back: `test` True (all), False (none) or a number of test tiles."
-    fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
+    fn = check_out_file(fn, 'save_packed')
     if test is True: tst, sample = data.test, data.sample_ids
     else:
         n = int(test or 0)
@@ -211,12 +248,38 @@ def save_packed(data: SaltData, fn, test=True, compress: bool = False) -> Path:
                 sample_ids=sample if sample is not None else np.array([], str))
     return atomic_write(fn, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrs))
 
+# %% ../nbs/01_data.ipynb #4a5d671d
 def _load_packed(fn: Path) -> SaltData:
-    with np.load(fn) as z:
-        tr = TileSet(z['train_ids'], z['train_images'], z['train_masks'], z['train_depths'])
-        te = TileSet(z['test_ids'], z['test_images'], None, z['test_depths'])
-        sample = z['sample_ids'] if len(z['sample_ids']) else None
-    return SaltData(tr, te, fn, sample)
+    "The data in a file written by `save_packed`; ValueError naming the file when it is not a readable one."
+    fn = check_in_file(fn)
+    try:
+        z = np.load(fn)   # allow_pickle stays False: nothing in the file is executed
+        if not isinstance(z, np.lib.npyio.NpzFile): raise ValueError("a single array, not an .npz archive")
+        with z: a = {k: z[k] for k in ['train_ids', 'train_images', 'train_masks', 'train_depths',
+                                       'test_ids', 'test_images', 'test_depths', 'sample_ids']}
+        for k in ['train_images', 'test_images', 'train_masks']:
+            if a[k].ndim != 3 or a[k].shape[1:] != (TILE, TILE): raise ValueError(f"{k} has shape {a[k].shape}")
+        tr = TileSet(a['train_ids'], a['train_images'], a['train_masks'].astype(bool, copy=False), a['train_depths'])
+        te = TileSet(a['test_ids'], a['test_images'], None, a['test_depths'])
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{fn}: not a readable packed data file ({e.__class__.__name__}: {' '.join(str(e).split())})") from None
+    return SaltData(tr, te, fn, a['sample_ids'] if len(a['sample_ids']) else None)
+
+# %% ../nbs/01_data.ipynb #f432064a
+def _train_masks(path: Path, ids, rles, progress=True) -> np.ndarray:
+    "Train masks: the train/masks PNGs checked against train.csv's RLE, or the RLE decoded when there are no PNGs."
+    csv, folder = path/'train.csv', path/'train'/'masks'
+    def decode(i, r):
+        try: return rle_decode(r)
+        except ValueError as e: raise ValueError(f"{csv}: id {i}: {e}") from None
+    if not folder.exists():
+        return np.stack([decode(i, r) for i, r in zip(ids, rles)]) if len(ids) else np.zeros((0, TILE, TILE), bool)
+    _check_ids(ids, _png_ids(folder), path/'train'/'images', folder)
+    masks = _read_many([folder/f'{i}.png' for i in ids], mask=True, progress=progress, desc='train masks')
+    for i, r, m in zip(ids, rles, masks):   # the string test is fast; decode only when it fails (spacing, split runs)
+        if rle_encode(m) != r.strip() and not np.array_equal(decode(i, r), m):
+            raise ValueError(f"id {i}: rle_mask in {csv} disagrees with {folder/(i+'.png')}")
+    return masks
 
 # %% ../nbs/01_data.ipynb #fe52e13d
 def load_tgs(path, cache=True, progress=True, cache_dir=None) -> SaltData:
@@ -225,34 +288,27 @@ def load_tgs(path, cache=True, progress=True, cache_dir=None) -> SaltData:
     if path.suffix == '.npz':
         if not path.exists(): raise FileNotFoundError(f"missing packed data file {path}")
         return _load_packed(path)
+    if path.is_file(): raise ValueError(f"{path}: is a file; give a Kaggle-layout data folder or a packed .npz")
     if not path.is_dir(): raise FileNotFoundError(f"data folder {path} does not exist")
     cf = _cache_file(path, cache_dir)
     if cache and cf.exists():
         try: d = _load_packed(cf); d.path = path; return d
         except Exception as e: warnings.warn(f"ignoring unreadable cache {cf}: {e}")
-    train = _read_csv(path/'train.csv', ['id', 'rle_mask'])
-    depths = _read_csv(path/'depths.csv', ['id', 'z'])
+    train = read_csv_checked(path/'train.csv', ['id', 'rle_mask'], rows=True)
+    dep = _read_depths(path/'depths.csv')
     tr_ids = _png_ids(path/'train'/'images')
     _check_ids(train.id, tr_ids, 'train.csv', path/'train'/'images')
     te_ids = _png_ids(path/'test'/'images') if (path/'test'/'images').exists() else []
     both = pd.Index(tr_ids).intersection(te_ids)
     if len(both): raise ValueError(f"{len(both)} id(s) are in both train/images and test/images, e.g. {list(both[:3])}")
-    dep = depths.drop_duplicates('id').set_index('id').z
     nodep = pd.Index(tr_ids + te_ids).difference(dep.index)
     if len(nodep): raise ValueError(f"{len(nodep)} id(s) have no row in {path/'depths.csv'}, e.g. {list(nodep[:3])}")
-    train = train.set_index('id').loc[tr_ids]
     imgs = _read_many([path/'train'/'images'/f'{i}.png' for i in tr_ids], progress=progress, desc='train images')
-    if (path/'train'/'masks').exists():
-        _check_ids(tr_ids, _png_ids(path/'train'/'masks'), path/'train'/'images', path/'train'/'masks')
-        masks = _read_many([path/'train'/'masks'/f'{i}.png' for i in tr_ids], mask=True, progress=progress, desc='train masks')
-        for i, r, m in zip(tr_ids, train.rle_mask, masks):
-            if rle_encode(m) != r.strip(): raise ValueError(f"id {i}: rle_mask in {path/'train.csv'} disagrees with {path/'train'/'masks'/(i+'.png')}")
-    else:
-        masks = np.stack([rle_decode(r) for r in train.rle_mask]) if len(tr_ids) else np.zeros((0, TILE, TILE), bool)
+    masks = _train_masks(path, tr_ids, train.set_index('id').rle_mask.loc[tr_ids], progress)
     te_imgs = _read_many([path/'test'/'images'/f'{i}.png' for i in te_ids], progress=progress, desc='test images')
     sample = None
     if (path/'sample_submission.csv').exists():
-        sample = _read_csv(path/'sample_submission.csv', ['id']).id.to_numpy().astype(str)
+        sample = read_csv_checked(path/'sample_submission.csv', ['id'], rows=True).id.to_numpy().astype(str)
     d = SaltData(TileSet(tr_ids, imgs, masks, dep.loc[tr_ids].to_numpy(np.float32)),
                  TileSet(te_ids, te_imgs, None, dep.loc[te_ids].to_numpy(np.float32) if te_ids else np.zeros(0, np.float32)),
                  path, sample)
@@ -260,7 +316,11 @@ def load_tgs(path, cache=True, progress=True, cache_dir=None) -> SaltData:
     if nb and progress: print(f"note: {nb} blank (constant) tiles in {path} ({int(d.train.blank.sum())} train, {int(d.test.blank.sum())} test)")
     if cache:
         try: save_packed(d, cf)
-        except OSError as e: warnings.warn(f"could not write cache {cf}: {e}")
+        except (OSError, ValueError) as e: warnings.warn(f"could not write cache {cf}: {e}")
+        else:   # the caches of this folder's earlier contents are stale now
+            stem = cf.name.rsplit('-', 1)[0] + '-'
+            for old in cf.parent.iterdir():
+                if old.name.startswith(stem) and old.suffix == '.npz' and old != cf: old.unlink(missing_ok=True)
     return d
 
 # %% ../nbs/01_data.ipynb #ee05a8ec

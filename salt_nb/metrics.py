@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
-from .data import TILE, rle_decode, coverage_class
+from .data import TILE, rle_decode, coverage_class, check_in_file, read_csv_checked
 
 # %% auto #0
 __all__ = ['THRESHOLDS_PCT', 'iou_per_image', 'precision_iou', 'competition_metric', 'precision_iou_torch', 'salt_metric',
@@ -95,43 +95,41 @@ class SaltMetric:
     def __repr__(self): return f"SaltMetric(thr={self.thr}, name={self.__name__!r})"
 
 # %% ../nbs/02_metrics.ipynb #32a4f248
-def _read_masks_csv(path, shape=(TILE, TILE)) -> pd.DataFrame:
-    "DataFrame (id, rle_mask) of a Kaggle-format CSV, checked: columns present, ids unique."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
-    df = pd.read_csv(path, keep_default_na=False, dtype=str)
-    missing = [c for c in ('id', 'rle_mask') if c not in df.columns]
-    if missing: raise ValueError(f"{path}: missing column(s) {missing}; found {list(df.columns)} (need id,rle_mask)")
+def _read_masks_csv(path, shape=(TILE, TILE), rows: bool = False) -> pd.DataFrame:
+    "DataFrame (id, rle_mask) of a Kaggle-format CSV, checked: a readable file, columns present (rows if `rows`), ids unique."
+    df = read_csv_checked(path, ['id', 'rle_mask'], rows=rows)
     dup = df.id[df.id.duplicated()].unique()
     if len(dup): raise ValueError(f"{path}: {len(dup)} duplicate id(s), e.g. {', '.join(dup[:3])}")
     return df[['id', 'rle_mask']]
 
 # %% ../nbs/02_metrics.ipynb #0452637b
-def _decode_all(df: pd.DataFrame, path, shape=(TILE, TILE)) -> np.ndarray:
-    "Masks (N, H, W) of the `rle_mask` column, errors naming the file and the id."
-    out = np.zeros((len(df), *shape), bool)
-    for i, (id_, rle) in enumerate(zip(df.id, df.rle_mask)):
-        try: out[i] = rle_decode(rle, shape)
+def _decode_all(df: pd.DataFrame, path, shape=(TILE, TILE), keep=None) -> np.ndarray:
+    "Masks (N, H, W) of the `rle_mask` column, or of the ids `keep` in that order; every row is decoded and checked."
+    slot = np.arange(len(df)) if keep is None else df.id.map(pd.Series(np.arange(len(keep)), index=np.asarray(keep))).to_numpy()
+    out = np.zeros((len(df) if keep is None else len(keep), *shape), bool)
+    for id_, rle, k in zip(df.id, df.rle_mask, slot):
+        try: m = rle_decode(rle, shape)
         except ValueError as e: raise ValueError(f"{path}: id {id_}: {e}") from None
+        if not pd.isna(k): out[int(k)] = m
     return out
 
 # %% ../nbs/02_metrics.ipynb #371be16c
 def score_submission(pred_csv, truth_csv, shape=(TILE, TILE)) -> tuple[float, pd.DataFrame]:
     "Score of a Kaggle submission CSV against a truth CSV, and a per-image table (id, score, iou, pixels, coverage class)."
-    pred, truth = _read_masks_csv(pred_csv, shape), _read_masks_csv(truth_csv, shape)
+    pred_csv, truth_csv = check_in_file(pred_csv), check_in_file(truth_csv)   # both, before reading either
+    pred, truth = _read_masks_csv(pred_csv, shape), _read_masks_csv(truth_csv, shape, rows=True)
     missing = truth.id[~truth.id.isin(pred.id)]
     if len(missing):
         raise ValueError(f"{pred_csv}: {len(missing)} truth ids have no prediction, e.g. {', '.join(missing[:3])}")
-    n_pred = len(pred)
-    pred = pred.set_index('id').loc[truth.id].reset_index()
-    p, t = _decode_all(pred, pred_csv, shape), _decode_all(truth, truth_csv, shape)
+    p = _decode_all(pred, pred_csv, shape, keep=truth.id)   # the rows without truth are checked too, then dropped
+    t = _decode_all(truth, truth_csv, shape)
     inter, union, n_t, n_p = _overlap_counts(p, t)
     df = pd.DataFrame(dict(id=truth.id.values, score=precision_iou(p, t), iou=iou_per_image(p, t),
                            truth_px=n_t, pred_px=n_p, coverage_class=coverage_class(t)))
-    ignored = n_pred - len(truth)
-    df.attrs['report'] = (f"scored {len(truth)} of {n_pred} predictions"
+    ignored = len(pred) - len(truth)
+    df.attrs['report'] = (f"scored {len(truth)} of {len(pred)} predictions"
                           + (f"; {ignored} ids have no truth row and were ignored" if ignored else ''))
-    return float(df.score.mean()) if len(df) else float('nan'), df
+    return float(df.score.mean()), df
 
 # %% ../nbs/02_metrics.ipynb #d77bce65
 def score_by_class(per_image: pd.DataFrame) -> pd.DataFrame:

@@ -105,3 +105,31 @@ def test_help(tmp_path):
     r = run_score(tmp_path, '--help')
     assert r.returncode == 0
     for word in ['pred', 'truth', '--by_class', 'competition score', 'IoU']: assert word in r.stdout
+
+
+def assert_error(r, *words):
+    "A non-zero exit with one `salt_score: error:` line on stderr that holds `words`, and no traceback."
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
+    assert len(lines) == 1 and lines[0].startswith('salt_score: error: '), r.stderr
+    for w in words: assert w in lines[0], r.stderr
+
+
+def test_extra_rows_are_decoded(tmp_path, truth):
+    t, truth_csv = truth
+    pred = write_csv(tmp_path/'pred.csv', [*'abcd', 'x'], [*t, '5 x'])   # 'x' has no truth row, but its RLE is garbage
+    assert_error(run_score(tmp_path, pred, truth_csv), 'pred.csv: id x: malformed RLE')
+    truth2 = write_csv(tmp_path/'truth2.csv', list('ab'), [t[0], '99999999999999999999999 5'])
+    assert_error(run_score(tmp_path, truth_csv, truth2), 'truth2.csv: id b: malformed RLE: number too large')
+
+
+def test_unusable_files(tmp_path, truth):
+    t, truth_csv = truth
+    (tmp_path/'head.csv').write_text('id,rle_mask\n'); (tmp_path/'zero.csv').write_text(''); (tmp_path/'dir.csv').mkdir()
+    assert_error(run_score(tmp_path, truth_csv, tmp_path/'head.csv'), 'head.csv: header only')
+    assert_error(run_score(tmp_path, tmp_path/'zero.csv', truth_csv), 'zero.csv: empty file')
+    assert_error(run_score(tmp_path, truth_csv, tmp_path/'zero.csv'), 'zero.csv: empty file')
+    assert_error(run_score(tmp_path, tmp_path/'dir.csv', truth_csv), 'dir.csv: is a folder')
+    assert_error(run_score(tmp_path, truth_csv, tmp_path/'dir.csv'), 'dir.csv: is a folder')
+    bad = write_csv(tmp_path/'bad.csv', ['a'], ['1 x'])   # a missing TRUTH is reported before PRED is decoded
+    assert_error(run_score(tmp_path, bad, tmp_path/'nope.csv'), 'nope.csv: no such file')

@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# The unattended GPU path (issue 8) in ONE call of the device tool: salt_train DATA --minutes M, then salt_predict on
-# DATA's test tiles, from the working tree, the carried wheels and a carried packed copy of the data.
+# Train and predict on a remote GPU machine in ONE unattended command: salt_train DATA --minutes M, then salt_predict
+# on DATA's test tiles, from the working tree, a folder of wheels (.whl/) and a packed copy of the data.
+# See gpu_remote/README.md.
 #
-# Here, once per session:
-#   ../shared/device/wheels.sh                                        # .whl/ (git-ignored), about 6 MB
-#   .venv/bin/python bench/pack_device_data.py .cache/tgs_device.npz  # 3000 labeled + 2000 test tiles, 39 MB
-# On the GPU machine (device tool `run`, carry [".whl", ".cache"], timeout_s 600):
-#   bash bench/device_call.sh [MINUTES=7] [CONFIG=gpu_scratch] [DATA=.cache/tgs_device.npz]
+# Here, once:
+#   build .whl/ (the wheels the GPU image lacks; see gpu_remote/README.md)      # git-ignored, about 6 MB
+#   .venv/bin/python gpu_remote/pack_device_data.py .cache/tgs_device.npz        # 3000 labeled + 2000 test tiles, 39 MB
+# On the GPU machine, from the repository root, with .whl/ and .cache/ copied beside the working tree:
+#   bash gpu_remote/device_call.sh [MINUTES=7] [CONFIG=gpu_scratch] [DATA=.cache/tgs_device.npz]
 #
-# $OUT gets back the small results, 8 files at most (the device tool returns no more): call.log (training and
-# prediction output), metrics.json (held-out fold 0 score, CV-tuned score, img/s), postprocess.json, config.yaml,
-# epochs.csv (the per-epoch logs of all folds), oof.npz (float16, compressed) and, when DATA has test tiles,
-# submission.csv and test_probs.npz (uint8, compressed; under the tool's 16 MiB a file for 2000 tiles): the files an
-# ensemble member returns. Checkpoints stay on the machine ($RUN). MOSAICS=FILE passes a salt_mosaic CSV made here
-# (annoy has no wheel there; default none).
+# $OUT gets the small results, 8 files at most: call.log (training and prediction output), metrics.json (held-out
+# fold 0 score, CV-tuned score, img/s), postprocess.json, config.yaml, epochs.csv (the per-epoch logs of all folds),
+# oof.npz (float16, compressed) and, when DATA has test tiles, submission.csv and test_probs.npz (uint8, compressed;
+# about 11 MB for 2000 tiles): the files an ensemble member needs. Checkpoints stay on the machine ($RUN).
+# MOSAICS=FILE passes a salt_mosaic CSV made here (annoy may have no wheel there; default none).
 # Without .whl/ it runs in the current environment (that is how the test suite runs it on the CPU).
 set -euo pipefail
 MINUTES=${1:-7}; CONFIG=${2:-gpu_scratch}; DATA=${3:-.cache/tgs_device.npz}
 OUT=${OUT:-runs/device_out}; RUN=${RUN:-/tmp/salt_device_run}; PY=${PYTHON:-python3}
 t0=$(date +%s)
-[ -e "$DATA" ] || { echo "device_call: no data file $DATA (make it with bench/pack_device_data.py and carry it)" >&2; exit 2; }
+[ -e "$DATA" ] || { echo "device_call: no data file $DATA (make it with gpu_remote/pack_device_data.py and copy it along)" >&2; exit 2; }
 if compgen -G ".whl/*.whl" >/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD

@@ -4,17 +4,18 @@
 
 # %% ../nbs/06_learner.ipynb #da05c930
 from __future__ import annotations
-import os, random, tempfile
+import copy, os, random, tempfile
 from functools import partial
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn
 from fastcore.basics import store_attr
+from fastcore.foundation import L
 from fastai.torch_core import TensorImageBW, TensorMask, to_float
 from fastai.data.core import TfmdDL, DataLoaders, show_batch, show_results
 from fastai.learner import Learner, Metric, Recorder
 from fastai.callback.core import Callback, CancelEpochException, CancelValidException
-from fastai.callback.tracker import TrackerCallback, TerminateOnNaNCallback
+from fastai.callback.tracker import TrackerCallback
 from fastai.callback.progress import CSVLogger, ProgressCallback
 from fastai.callback.schedule import ParamScheduler, SchedCos, combine_scheds, combined_cos
 from fastai.callback.fp16 import MixedPrecision, AMPMode
@@ -24,21 +25,21 @@ from fastai.vision.data import get_grid
 from fasttransform.transform import ItemTransform
 from plum import dispatch
 from .runs import (use_bf16, use_channels_last, RunConfig, RunDir, prepare_input, prepare_mask, save_checkpoint, load_checkpoint, atomic_save,
-                          clean_state_dict, build_model, _as_tiles)
+                          load_plain, clean_state_dict, build_model, _as_tiles)
 from .models import add_depth_channels
 from .geometry import resize
 from .augment import AlbuTransform, aug_kwargs, batch_augment
 from .losses import SaltLoss, unpack_output
 from .metrics import SaltMetric
-from .data import coverage
+from .data import atomic_write, coverage
 
 # %% auto #0
 __all__ = ['TensorSeismic', 'TensorSaltMask', 'TileArrays', 'PrepareBatch', 'BatchAugment', 'AddChannels', 'SaltDL', 'salt_dls',
            'show_batch', 'show_results', 'SaltIoU', 'CPUAutocast', 'accel_callbacks', 'SaveBestCallback',
-           'SaltCSVLogger', 'ResumeCallback', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'make_loss',
-           'salt_learner', 'ValidEvery', 'SnapshotCallback', 'stage_fractions', 'sgdr_sched', 'fit_sgdr', 'swa_average',
-           'WeightEMA', 'StageLossCallback', 'LowResWarmup', 'recipe_sched', 'cycle_progress', 'fit_recipe',
-           'resize_recipe']
+           'SaltCSVLogger', 'ResumeCallback', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'NonFiniteLoss',
+           'StopOnNonFinite', 'make_loss', 'salt_learner', 'ValidEvery', 'SnapshotCallback', 'stage_fractions',
+           'sgdr_sched', 'fit_sgdr', 'swa_average', 'WeightEMA', 'StageLossCallback', 'LowResWarmup', 'recipe_sched',
+           'cycle_progress', 'fit_recipe', 'resize_recipe']
 
 # %% ../nbs/06_learner.ipynb #674c1efb
 class TensorSeismic(TensorImageBW):
@@ -235,15 +236,15 @@ class SaveBestCallback(TrackerCallback):
             save_checkpoint(self.path, self.model, self.cfg, epoch=self.epoch, monitor=self.monitor, score=float(self.best), **self.meta)
 
 class SaltCSVLogger(CSVLogger):
-    "fastai's `CSVLogger` that appends (one header only) when a fit resumes and stays out of `lr_find`."
+    "fastai's `CSVLogger` that stays out of `lr_find` and, when a fit resumes at epoch k, keeps the header and k rows and appends."
     def before_fit(self):
         self.active = not (hasattr(self, 'gather_preds') or hasattr(self.learn, 'lr_finder'))
         if not self.active: return
         fn = self.path/self.fname
-        append = getattr(self.learn, 'first_epoch', 0) > 0 and fn.exists() and fn.stat().st_size > 0
-        fn.parent.mkdir(parents=True, exist_ok=True)
-        self.file = fn.open('a' if append else 'w')
-        if not append: self.file.write(','.join(self.recorder.metric_names) + '\n')
+        k = getattr(self.learn, 'first_epoch', 0)       # rows of epochs after the saved state's are dropped: they run again
+        keep = fn.read_text().splitlines(keepends=True)[:k + 1] if k and fn.exists() else []
+        atomic_write(fn, lambda f: f.write((''.join(keep) or ','.join(self.recorder.metric_names) + '\n').encode()))
+        self.file = fn.open('a')
         self.old_logger, self.learn.logger = self.logger, self._write_line
     def after_fit(self):
         if self.active: super().after_fit()
@@ -267,7 +268,7 @@ class ResumeCallback(Callback):
                                 smooth=(rec.smooth_loss.count, rec.smooth_loss.val)),
                   rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
                            cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, dl=dl.rng.getstate()))
-        atomic_save(st, self.path)
+        atomic_save(_tensors_plain(st), self.path)
 
     def _trackers(self): return [cb for cb in self.learn.cbs if isinstance(cb, TrackerCallback)]
     def _stateful(self): return [cb for cb in self.learn.cbs if hasattr(cb, 'resume_state')]   # e.g. `WeightEMA`
@@ -275,7 +276,9 @@ class ResumeCallback(Callback):
     def load(self, n_epoch: int) -> int:
         "Load weights and optimiser state now (the rest at `before_fit`); the epoch to start from, 0 if there is no state."
         if not self.path.exists(): return 0
-        st = torch.load(self.path, map_location='cpu', weights_only=False)
+        st = load_plain(self.path, 'resume state', '; start again with --overwrite')
+        if not isinstance(st, dict) or 'n_epoch' not in st:
+            raise ValueError(f"{self.path} is not a resume state (no 'n_epoch'); start again with --overwrite")
         if st['n_epoch'] != n_epoch:
             raise ValueError(f"{self.path} was saved by a fit of {st['n_epoch']} epochs, not {n_epoch}: cannot resume it")
         m = getattr(self.model, '_orig_mod', self.model)
@@ -293,10 +296,21 @@ class ResumeCallback(Callback):
         rec, r = self.learn.recorder, st['recorder']
         rec.lrs, rec.iters, rec.losses, rec.values = r['lrs'], r['iters'], r['losses'], r['values']
         rec.smooth_loss.count, rec.smooth_loss.val = r['smooth']
-        g = st['rng']
-        random.setstate(g['python']); np.random.set_state(g['numpy']); torch.set_rng_state(g['torch'])
+        g, n = st['rng'], st['rng']['numpy']                # numpy's key array was saved as a tensor
+        random.setstate(g['python']); np.random.set_state((n[0], n[1].numpy(), *n[2:])); torch.set_rng_state(g['torch'])
         if g['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(g['cuda'])
         self.dls.train.rng.setstate(g['dl'])
+
+def _tensors_plain(o):
+    "`o` with numpy arrays as tensors and numpy scalars, `L`s as plain Python: what `torch.load(weights_only=True)` reads back."
+    if isinstance(o, torch.Tensor): return o.detach().cpu()
+    if isinstance(o, np.ndarray): return torch.from_numpy(o.astype(np.int64) if o.dtype == np.uint32 else o.copy())
+    if isinstance(o, np.generic): return o.item()
+    if isinstance(o, dict): return {k: _tensors_plain(v) for k, v in o.items()}
+    if isinstance(o, tuple): return tuple(_tensors_plain(v) for v in o)
+    if isinstance(o, (list, L)): return [_tensors_plain(v) for v in o]
+    if o is None or isinstance(o, (bool, int, float, str)): return o
+    raise TypeError(f"resume state: a {type(o).__name__} is not a tensor or plain data")
 
 def _to_device(o, dev):
     if isinstance(o, torch.Tensor): return o.to(dev)
@@ -333,6 +347,16 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max=None, resume: bool = Fals
     "fastai's `fit_one_cycle`, resumable: with `resume=True` it continues from the saved state."
     learn.fit_one_cycle(n_epoch, lr_max, start_epoch=resume_epoch(learn, n_epoch) if resume else 0, **kwargs)
 
+# %% ../nbs/06_learner.ipynb #902eb373
+class NonFiniteLoss(ValueError):
+    "The training loss became nan or inf: the fit stopped (see `StopOnNonFinite`)."
+
+class StopOnNonFinite(Callback):
+    "Raise `NonFiniteLoss` at the first nan/inf training loss, before its step: the saved resume state stays the last good epoch's."
+    def after_loss(self):
+        if self.training and not hasattr(self.learn, 'lr_finder') and not torch.isfinite(self.loss).all():
+            raise NonFiniteLoss(f"training loss became {float(self.loss)} at epoch {self.epoch}, batch {self.iter}: stopped (lower --lr?)")
+
 # %% ../nbs/06_learner.ipynb #da9503da
 _OPTS = dict(adam=Adam, sgd=SGD, rmsprop=RMSProp)
 
@@ -341,15 +365,15 @@ def make_loss(cfg: RunConfig, name: str | None = None) -> SaltLoss:
     return SaltLoss(name or cfg.loss, **cfg.loss_kwargs)
 
 def salt_learner(dls: DataLoaders, cfg: RunConfig | None = None, model: nn.Module | None = None, loss=None, metrics=None,
-                 run_dir=None, fold: int = 0, cbs=None, progress: bool = True) -> SaltLearner:
+                 run_dir=None, fold: int = 0, cbs=None, progress: bool = True, trust_code: bool = False) -> SaltLearner:
     "A `SaltLearner` for `cfg`: model, `SaltLoss`, competition metric + IoU, best/snapshot checkpoints, CSV log, resume state."
     cfg = cfg or RunConfig()
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
-    model = build_model(cfg) if model is None else model
+    model = build_model(cfg, trust_code) if model is None else model
     loss = make_loss(cfg, loss) if loss is None or isinstance(loss, str) else loss
     metrics = [SaltMetric(), SaltIoU()] if metrics is None else metrics
     rd = RunDir(run_dir) if run_dir is not None else None
-    extra = [TerminateOnNaNCallback()] + accel_callbacks(dls.device, cfg.precision, cfg.channels_last)
+    extra = [StopOnNonFinite()] + accel_callbacks(dls.device, cfg.precision, cfg.channels_last)
     if cfg.valid_every != 1: extra.append(ValidEvery(cfg.valid_every))
     if rd is not None:
         extra += [SaltCSVLogger(rd.log(fold).resolve()), SaveBestCallback(rd.best(fold), cfg, fold=fold), ResumeCallback(rd.state(fold))]
@@ -358,7 +382,7 @@ def salt_learner(dls: DataLoaders, cfg: RunConfig | None = None, model: nn.Modul
     learn = SaltLearner(dls, model, loss_func=loss, opt_func=opt_func, lr=cfg.lr, metrics=metrics, wd=cfg.wd, path=path,
                         cbs=extra + list(cbs or []))
     if not progress: learn.remove_cb(ProgressCallback)
-    learn.cfg, learn.fold, learn.run_dir = cfg, fold, rd
+    learn.cfg, learn.fold, learn.run_dir, learn.trust_code = cfg, fold, rd, trust_code
     return learn
 
 # %% ../nbs/06_learner.ipynb #8f239b36
@@ -421,11 +445,11 @@ def fit_sgdr(learn: Learner, n_cycles: int, cycle_len: int, lr_max=None, snapsho
     return [Path(snap.path_fn(j)) for j in range(n_cycles)]
 
 # %% ../nbs/06_learner.ipynb #86c65b54
-def swa_average(checkpoint_paths, dls=None, device=None):
+def swa_average(checkpoint_paths, dls=None, device=None, trust_code: bool = False):
     "Average the weights of checkpoints of one config, then recompute BatchNorm statistics over `dls.train`; the model."
     paths = [Path(p) for p in checkpoint_paths]
     if not paths: raise ValueError("swa_average needs at least one checkpoint")
-    loaded = [load_checkpoint(p) for p in paths]
+    loaded = [load_checkpoint(p, trust_code=trust_code) for p in paths]
     cfg = loaded[0][1]
     for p, (_, c, _) in zip(paths[1:], loaded[1:]):
         if (c.model, c.model_kwargs, c.in_channels) != (cfg.model, cfg.model_kwargs, cfg.in_channels):
@@ -466,14 +490,13 @@ class WeightEMA(Callback):
     def after_fit(self):
         self.run = True
         if self.path is not None and self.avg is not None:
-            model = build_model(self.cfg or self.learn.cfg); model.load_state_dict(self.state_dict())
+            model = copy.deepcopy(getattr(self.net, '_orig_mod', self.net)); model.load_state_dict(self.state_dict())
             save_checkpoint(self.path, model, self.cfg or self.learn.cfg, decay=self.decay, start=self.start, steps=self.n,
                             fold=getattr(self.learn, 'fold', 0))
     def resume_state(self) -> dict: return dict(avg=None if self.avg is None else [a.cpu() for a in self.avg], n=self.n)
     def load_resume_state(self, st: dict):
         dev = next(self.net.parameters()).device
         self.avg, self.n = (None if st['avg'] is None else [a.to(dev) for a in st['avg']]), st['n']
-
 
 # %% ../nbs/06_learner.ipynb #e6a24071
 class StageLossCallback(Callback):
@@ -530,7 +553,7 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
     if n == 0: raise ValueError("fit_recipe: the config has no epochs (warmup_epochs, lovasz_epochs and n_cycles are all 0)")
     start = cfg.warmup_epochs + cfg.lovasz_epochs
     stages = [(0, make_loss(cfg, cfg.warmup_loss)), (cfg.warmup_epochs, make_loss(cfg, cfg.lovasz_loss))]
-    rd, fold = getattr(learn, 'run_dir', None), getattr(learn, 'fold', 0)
+    rd, fold, tc = getattr(learn, 'run_dir', None), getattr(learn, 'fold', 0), getattr(learn, 'trust_code', False)
     extra = [ParamScheduler({'lr': sched}), StageLossCallback(stages)]
     if cfg.warmup_size and cfg.warmup_epochs: extra.append(LowResWarmup(cfg.warmup_size, cfg.warmup_epochs, cfg.warmup_crop))
     if (cfg.n_cycles or cfg.ema) and rd is None: raise ValueError("fit_recipe saves snapshots and weight averages: give salt_learner a run_dir")
@@ -541,10 +564,10 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
     out = dict(best=rd.best(fold) if rd is not None and rd.best(fold).exists() else None,
                snapshots=[rd.snap(fold, j) for j in range(cfg.n_cycles)] if cfg.n_cycles else [], swa=None)
     if cfg.ema:                                             # the average, its BatchNorm statistics recomputed
-        out['swa'] = save_checkpoint(rd.swa(fold), swa_average([rd.swa(fold)], learn.dls), cfg, fold=fold, ema=cfg.ema,
+        out['swa'] = save_checkpoint(rd.swa(fold), swa_average([rd.swa(fold)], learn.dls, trust_code=tc), cfg, fold=fold, ema=cfg.ema,
                                      start=cfg.warmup_epochs, steps=ema.n)
     elif cfg.swa and out['snapshots']:
-        model = swa_average(out['snapshots'], learn.dls)
+        model = swa_average(out['snapshots'], learn.dls, trust_code=tc)
         out['swa'] = save_checkpoint(rd.swa(fold), model, cfg, fold=fold, snapshots=[p.name for p in out['snapshots']])
     return out
 

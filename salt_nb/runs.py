@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_runs.ipynb #61fb7c0f
 from __future__ import annotations
-import json, difflib, dataclasses, importlib, re, types, typing, warnings
+import json, difflib, dataclasses, importlib, pickle, re, shutil, types, typing, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -12,12 +12,13 @@ import torch
 import yaml
 from .data import TILE, atomic_write
 from .geometry import Geometry
-from .models import add_depth_channels
+from .models import MODELS, add_depth_channels
+from .losses import MASK_LOSSES
 
 # %% auto #0
 __all__ = ['RunConfig', 'prepare_input', 'prepare_mask', 'build_model', 'atomic_save', 'clean_state_dict', 'save_checkpoint',
-           'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints', 'native_bf16', 'use_bf16',
-           'use_channels_last', 'keep_freed_memory']
+           'load_plain', 'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints', 'native_bf16',
+           'use_bf16', 'use_channels_last', 'keep_freed_memory']
 
 # %% ../nbs/06a_runs.ipynb #66d85c01
 _CHOICES = dict(augment=('batch', 'item', 'none'), schedule=('one_cycle', 'sgdr', 'recipe'),
@@ -117,6 +118,10 @@ class RunConfig:
         for k, ok in _CHOICES.items():
             if getattr(self, k) not in ok: raise ValueError(f"config field {k!r}: {getattr(self, k)!r} is not one of {ok}")
         Geometry.from_str(self.geometry)
+        if ':' not in self.model and self.model not in MODELS:
+            raise ValueError(f"config field 'model': {self.model!r} is not one of {tuple(MODELS)} (or custom code, 'module:callable')")
+        for k in ('loss', 'warmup_loss', 'lovasz_loss'):
+            if getattr(self, k) not in MASK_LOSSES: raise ValueError(f"config field {k!r}: {getattr(self, k)!r} is not one of {tuple(MASK_LOSSES)}")
         if self.bs < 1: raise ValueError(f"config field 'bs': {self.bs} must be >= 1")
         if self.img_std <= 0: raise ValueError(f"config field 'img_std': {self.img_std} must be > 0")
         if not 0 < self.empty_frac <= 1: raise ValueError(f"config field 'empty_frac': {self.empty_frac} must be in (0, 1]")
@@ -198,9 +203,11 @@ def prepare_mask(masks, cfg: RunConfig) -> torch.Tensor:
     return cfg.geom.forward(t[:, None]).float()
 
 # %% ../nbs/06a_runs.ipynb #45aea455
-def build_model(cfg: RunConfig) -> torch.nn.Module:
-    "The (untrained) model a config describes."
+def build_model(cfg: RunConfig, trust_code: bool = False) -> torch.nn.Module:
+    "The (untrained) model a config describes; a custom 'module:callable' model is imported only with `trust_code`."
     if ':' in cfg.model:
+        if not trust_code:
+            raise ValueError(f"model {cfg.model!r} is custom code (module:callable); build it only if you trust its source: --trust_code")
         mod, _, attr = cfg.model.partition(':')
         try: fn = getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError) as e: raise ValueError(f"cannot find model {cfg.model!r}: {e}") from None
@@ -233,15 +240,24 @@ def save_checkpoint(path, model: torch.nn.Module, cfg: RunConfig, /, **meta) -> 
     "Save `model` with its config and `meta` (epoch, score, ...) as a self-describing `.pth`, atomically."
     return atomic_save({'config': cfg.to_dict(), 'state_dict': clean_state_dict(model), 'meta': _plain(meta)}, path)
 
-def load_checkpoint(path, device='cpu') -> tuple:
-    "(model in eval mode on `device`, RunConfig, meta) from a checkpoint written by `save_checkpoint`."
+# %% ../nbs/06a_runs.ipynb #5ff63d73
+def load_plain(path, what: str = 'checkpoint', hint: str = '') -> object:
+    "`torch.load(path, weights_only=True)` on the CPU; a truncated or corrupt file, or one holding objects, -> ValueError naming it."
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, KeyError, AttributeError, ImportError) as e:
+        why = ("it holds objects other than tensors and plain data (not loaded)" if isinstance(e, pickle.UnpicklingError)
+               else (str(e).strip().splitlines() or [type(e).__name__])[0])
+        raise ValueError(f"{path}: not a readable {what} (truncated or corrupt): {why}{hint}") from None
+
+def load_checkpoint(path, device='cpu', trust_code: bool = False) -> tuple:
+    "(model in eval mode on `device`, RunConfig, meta) from a checkpoint written by `save_checkpoint` (see `build_model`)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"missing checkpoint {path}")
-    ck = torch.load(path, map_location='cpu', weights_only=True)
+    ck = load_plain(path)
     if not isinstance(ck, dict) or not {'config', 'state_dict'} <= set(ck):
         raise ValueError(f"{path} is not a salt_nb checkpoint (no 'config'/'state_dict')")
-    cfg = RunConfig.from_dict(ck['config'])
-    model = build_model(cfg)
+    try: cfg = RunConfig.from_dict(ck['config']); model = build_model(cfg, trust_code)
+    except ValueError as e: raise ValueError(f"{path}: {e}") from None
     model.load_state_dict(ck['state_dict'])
     return model.to(device).eval(), cfg, ck.get('meta', {})
 
@@ -268,13 +284,29 @@ class RunDir:
     def state(self, fold: int) -> Path: return self.checkpoints/f'fold{fold}_state.pth'
     def log(self, fold: int) -> Path: return self.logs/f'fold{fold}.csv'
 
-    def init(self, cfg: RunConfig, overwrite: bool = False) -> RunDir:
-        "Create the folders and write `config.yaml`; refuse to change the config of an existing run unless `overwrite`."
-        if self.config.exists() and not overwrite:
-            old = RunConfig.from_yaml(self.config)
-            if old != cfg:
-                diff = [k for k, v in cfg.to_dict().items() if old.to_dict()[k] != v]
-                raise ValueError(f"{self.config} holds a different config (differs in {diff}); use another folder or overwrite=True")
+    def status(self) -> str:
+        "'new' (no checkpoints, logs or metrics; a config.yaml alone counts as new), 'finished' (complete metrics.json), or 'unfinished'."
+        if self.metrics.exists():
+            try: m = json.loads(self.metrics.read_text())
+            except ValueError: m = None
+            if isinstance(m, dict) and (m.get('oof') is not None or m.get('full') is True): return 'finished'
+            return 'unfinished'
+        return 'unfinished' if any(d.is_dir() and any(d.iterdir()) for d in (self.checkpoints, self.logs)) else 'new'
+
+    def init(self, cfg: RunConfig, overwrite: bool = False, resume: bool = False) -> RunDir:
+        "Create the folders and write `config.yaml`, refusing to train over an existing run unless told to `resume` or `overwrite` it."
+        st = self.status()
+        if overwrite:
+            for d in (self.checkpoints, self.logs): shutil.rmtree(d, ignore_errors=True)
+            for f in (self.oof, self.metrics, self.postprocess): f.unlink(missing_ok=True)
+        elif st == 'unfinished' and not resume:
+            raise ValueError(f"{self.path} holds an unfinished run: continue it with --resume, or start it again with --overwrite")
+        elif st == 'finished' and not resume:
+            raise ValueError(f"{self.path} holds a finished run ({self.metrics}): choose another --out, or --overwrite to train it again")
+        elif st != 'new' and self.config.exists() and (old := RunConfig.from_yaml(self.config)) != cfg:
+            diff = [k for k, v in cfg.to_dict().items() if old.to_dict()[k] != v]
+            raise ValueError(f"{self.config} holds a different config (differs in {diff}): resume it with that config, "
+                             "or start it again with --overwrite")
         for d in (self.checkpoints, self.logs): d.mkdir(parents=True, exist_ok=True)
         cfg.to_yaml(self.config)
         return self

@@ -8,9 +8,9 @@ import os, json, time
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
-from .data import TILE, SaltData, TileSet, coverage, coverage_class, is_vertical_mask, find_tgs, load_tgs
+from .data import TILE, SaltData, TileSet, coverage, coverage_class, is_vertical_mask, find_tgs, load_tgs, atomic_write
 from .metrics import precision_iou, iou_per_image, competition_metric
-from .eda import overlay, agg_backend
+from .eda import overlay, agg_backend, save_fig
 from .runs import RunDir
 from .inference import as_float, apply_postprocess, postprocess_grid, load_postprocess, THRESHOLDS, MIN_AREAS
 import torch
@@ -297,18 +297,25 @@ def _report_data(data) -> SaltData:
         return load_tgs(path, progress=False)
     return load_tgs(data, progress=False)
 
+# %% ../nbs/09_error_analysis.ipynb #9acb35de
+def _write_text(fn, text: str) -> Path:
+    "Write `text` (UTF-8) to `fn` atomically."
+    return atomic_write(fn, lambda f: f.write(text.encode()))
+
 # %% ../nbs/09_error_analysis.ipynb #cbf196aa
 def make_report(run_dir, data=None, out_dir=None, n_worst: int = 6) -> Path:
-    "Write an error-analysis report (error table CSV, PNG figures, report.md/html) for a run folder; return report.md."
+    "Write an error-analysis report (error table CSV, PNG figures, report.md/html), each file atomically; return report.md."
     rd = RunDir(run_dir); t0 = time.time()
     d = _report_data(data)
     oof = load_oof(rd.path, d.train); ts = oof['tiles']
     params = load_postprocess(rd.postprocess) if rd.postprocess.exists() else dict(threshold=.5, min_area=0, cls_threshold=None, score_oof=None)
     if params['cls_threshold'] is not None and oof['cls_probs'] is None: params['cls_threshold'] = None
-    out = Path(out_dir) if out_dir is not None else rd.path/'report'; out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir is not None else rd.path/'report'
+    if out.exists() and not out.is_dir(): raise ValueError(f"make_report: out_dir {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
     tab = error_table(ts.ids, oof['probs'], ts.masks, ts.images, ts.depths, params['threshold'], params['min_area'],
                       folds=oof['folds'], cls_probs=oof['cls_probs'], cls_threshold=params['cls_threshold'])
-    tab.to_csv(out/'error_table.csv', index=False)
+    atomic_write(out/'error_table.csv', lambda f: tab.to_csv(f, index=False))
     thr, area = postprocess_curves(oof['probs'], ts.masks, params['threshold'], params['min_area'])
     tables = {'By error type': breakdown(tab, 'error'), 'By size of the true mask': breakdown(tab, 'size'),
               'By coverage class': breakdown(tab, 'coverage_class')}
@@ -322,7 +329,7 @@ def make_report(run_dir, data=None, out_dir=None, n_worst: int = 6) -> Path:
         makers += [(f'worst_{e}', (lambda e=e: plot_worst(tab, ts.images, ts.masks, oof['probs'], e, n_worst)))
                    for e in ERROR_TYPES[1:] if (tab.error == e).any()]
         for name, make in makers:
-            fig = make(); fig.savefig(out/f'{name}.png', dpi=80); plt.close(fig); figs.append(f'{name}.png')
+            save_fig(make(), out/f'{name}.png'); figs.append(f'{name}.png')
     r = error_rates(tab)
     best = thr.loc[thr.score_best_area.idxmax()]
     head = {'run': str(rd.path), 'images': r['images'], 'threshold': params['threshold'], 'min_area': params['min_area'],
@@ -334,12 +341,13 @@ def make_report(run_dir, data=None, out_dir=None, n_worst: int = 6) -> Path:
     md = [f"# Error analysis: {rd.path.name}", '', *[f"- **{k}**: {v}" for k, v in head.items()], '']
     for title, t in tables.items(): md += [f'## {title}', '', _md_table(t), '']
     md += ['## Figures', ''] + [f'![{f[:-4]}]({f})' for f in figs] + ['']
-    (out/'report.md').write_text('\n'.join(md))
+    _write_text(out/'report.md', '\n'.join(md))
     html = [f"<html><head><meta charset='utf-8'><title>Error analysis: {rd.path.name}</title></head><body>",
             f"<h1>Error analysis: {rd.path.name}</h1><ul>", *[f"<li><b>{k}</b>: {v}</li>" for k, v in head.items()], '</ul>']
     for title, t in tables.items(): html += [f'<h2>{title}</h2>', t.to_html(float_format='{:.4f}'.format)]
     html += ['<h2>Figures</h2>'] + [f"<p><img src='{f}'></p>" for f in figs] + ['</body></html>']
-    (out/'report.html').write_text('\n'.join(html))
-    (out/'summary.json').write_text(json.dumps({**{k: (v if isinstance(v, (int, float, str, type(None))) else str(v)) for k, v in head.items()},
-                                                **{k: v for k, v in r.items()}, 'seconds': round(time.time() - t0, 2)}, indent=1))
+    _write_text(out/'report.html', '\n'.join(html))
+    summary = {**{k: (v if isinstance(v, (int, float, str, type(None))) else str(v)) for k, v in head.items()}, **r,
+               'seconds': round(time.time() - t0, 2)}
+    _write_text(out/'summary.json', json.dumps(summary, indent=1))
     return out/'report.md'

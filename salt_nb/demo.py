@@ -4,18 +4,19 @@
 
 # %% ../nbs/11_demo.ipynb #e0804220
 from __future__ import annotations
-import json, sys, time
+import json, math, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse, Param
-from .data import load_tgs, SaltData, coverage_class
+from .data import load_tgs, SaltData, coverage_class, atomic_write, check_out_file
 from .metrics import score_submission
 from .inference import write_submission, predict_submission
 from .train import train_run
 from .analysis import make_report
 
 # %% auto #0
-__all__ = ['demo_data', 'baseline_masks', 'score_against', 'run_demo', 'summary_table', 'salt_demo']
+__all__ = ['DEMO_FILES', 'demo_data', 'baseline_masks', 'score_against', 'check_demo_args', 'run_demo', 'summary_table',
+           'salt_demo']
 
 # %% ../nbs/11_demo.ipynb #e2d904b8
 def demo_data(data=None, synth_dir='data/synthetic', seed=0) -> Path:
@@ -23,8 +24,9 @@ def demo_data(data=None, synth_dir='data/synthetic', seed=0) -> Path:
     if data is not None:
         p = Path(data).expanduser()
         if not p.exists(): raise FileNotFoundError(f"data folder {p} does not exist (give a Kaggle-layout folder, see data/README.md)")
+        if p.is_file() and p.suffix != '.npz': raise ValueError(f"--data {p}: is a file; give a Kaggle-layout folder or a packed .npz")
         return p
-    p = Path(synth_dir)
+    p = Path(synth_dir).expanduser()
     if not (p/'train.csv').exists():
         from salt_nb.synth import make_synthetic
         print(f"generating the synthetic dataset in {p} ...")
@@ -44,12 +46,27 @@ def score_against(sub_csv, data_dir: Path) -> tuple[float | None, str]:
     score, per = score_submission(sub_csv, truth)
     return score, per.attrs.get('report', '')
 
+# %% ../nbs/11_demo.ipynb #9128a58c
+DEMO_FILES = ('baseline_submission.csv', 'submission.csv', 'test_probs.npz', 'summary.json')
+
+def check_demo_args(data=None, out='runs/demo', minutes: float = 2.5, seed: int = 0, synth_dir='data/synthetic'):
+    "Raise a one-line error naming the first bad argument of `run_demo` (the `salt_demo` flag), before any slow work."
+    if not 0 < minutes < math.inf: raise ValueError(f"--minutes {minutes}: must be a number > 0")
+    if seed < 0: raise ValueError(f"--seed {seed}: must be >= 0")
+    folders = [('--out', out)] + ([('--synth_dir', synth_dir)] if data is None else [])
+    for flag, p in folders:
+        if Path(p).expanduser().is_file(): raise ValueError(f"{flag} {p}: is a file; give a folder")
+    out = Path(out).expanduser()
+    if out.is_dir():   # an existing run folder: its files must be writable files (check_out_file creates nothing here)
+        for name in DEMO_FILES: check_out_file(out/name, '--out')
+
 # %% ../nbs/11_demo.ipynb #7b3701d3
 def run_demo(data=None, out='runs/demo', minutes: float = 2.5, seed: int = 0, synth_dir='data/synthetic',
              config='demo', progress: bool = True) -> dict:
-    "Run the demo end to end into `out`; returns the summary it also writes to `out/summary.json`."
-    t0, out, summary = time.time(), Path(out), {}
+    "Run the demo end to end into `out` (every file written atomically); returns the summary it also writes to `out/summary.json`."
+    t0, out, summary = time.time(), Path(out).expanduser(), {}
     def step(msg): print(f"[{time.time() - t0:5.0f}s] {msg}", flush=True)
+    check_demo_args(data, out, minutes, seed, synth_dir)
     path = demo_data(data, synth_dir, seed)
     d = load_tgs(path, progress=progress)
     out.mkdir(parents=True, exist_ok=True)              # only once the data loaded: a typo leaves no empty folder
@@ -76,7 +93,7 @@ def run_demo(data=None, out='runs/demo', minutes: float = 2.5, seed: int = 0, sy
     summary['report'] = str(rep)
     step(f"report: {rep}")
     summary['seconds'] = round(time.time() - t0, 1)
-    (out/'summary.json').write_text(json.dumps(summary, indent=2))
+    atomic_write(out/'summary.json', lambda f: f.write(json.dumps(summary, indent=2).encode()))
     print(summary_table(summary).to_string(index=False))
     return summary
 

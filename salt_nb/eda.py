@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
-from .data import TILE, TileSet, SaltData, coverage, coverage_class, is_vertical_mask, find_tgs, load_tgs
+from .data import TILE, TileSet, SaltData, coverage, coverage_class, is_vertical_mask, find_tgs, load_tgs, atomic_write
 
 # %% auto #0
 __all__ = ['tile_table', 'overlay', 'plot_gallery', 'plot_coverage', 'plot_depth', 'plot_examples', 'plot_intensity',
-           'eda_summary', 'agg_backend', 'eda_figures']
+           'eda_summary', 'agg_backend', 'save_fig', 'eda_figures']
 
 # %% ../nbs/03_eda.ipynb #a23a2765
 def _tile_stats(images: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -140,18 +140,22 @@ class agg_backend:
             try: plt.switch_backend(self.old)
             except Exception: pass
 
+# %% ../nbs/03_eda.ipynb #5ab4cbf3
+def save_fig(fig, fn, dpi: int = 80) -> Path:
+    "Write `fig` to `fn` atomically (the format from its suffix, PNG by default), then close it."
+    fmt = Path(fn).suffix[1:].lower() or 'png'
+    try: return atomic_write(fn, lambda f: fig.savefig(f, format=fmt, dpi=dpi))
+    finally: plt.close(fig)
+
 # %% ../nbs/03_eda.ipynb #cc8e6688
 def eda_figures(data: SaltData, out_dir, seed: int = 0) -> list[Path]:
-    "Write the EDA figures of `data` as PNGs into `out_dir`; return their paths."
+    "Write the EDA figures of `data` as PNGs into `out_dir` (each atomically); return their paths."
     if data.train.masks is None: raise ValueError("eda_figures needs labeled train tiles (data.train.masks is None)")
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir(): raise ValueError(f"eda_figures: {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
     test = data.test if len(data.test) else None
     figs = {'gallery': lambda: plot_gallery(data.train, seed=seed), 'coverage': lambda: plot_coverage(data.train.masks),
             'depth': lambda: plot_depth(data.train, test), 'intensity': lambda: plot_intensity(data.train, test),
             'vertical': lambda: plot_examples(data.train, np.flatnonzero(is_vertical_mask(data.train.masks)), 'vertical masks')}
-    paths = []
-    with agg_backend():
-        for name, make in figs.items():
-            fig = make(); p = out/f'eda_{name}.png'
-            fig.savefig(p, dpi=80); plt.close(fig); paths.append(p)
-    return paths
+    with agg_backend(): return [save_fig(make(), out/f'eda_{name}.png') for name, make in figs.items()]

@@ -4,16 +4,16 @@
 
 # %% ../nbs/07_mosaic.ipynb #0f7f51ab
 from __future__ import annotations
-import sys, time
+import math, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
-from .data import TILE, TileSet, SaltData, load_tgs, grouped_folds, is_vertical_mask
+from .data import TILE, TileSet, SaltData, load_tgs, grouped_folds, is_vertical_mask, atomic_write, check_out_file
 
 # %% auto #0
 __all__ = ['STEPS', 'MOSAIC_COLUMNS', 'edge_descriptors', 'edge_matches', 'reconstruct', 'adjacent_pairs', 'adjacency_scores',
-           'all_tiles', 'mosaic_folds', 'vertical_chains', 'propagate_vertical', 'mosaic_summary', 'salt_mosaic',
-           'mosaic_positions']
+           'all_tiles', 'mosaic_folds', 'vertical_chains', 'propagate_vertical', 'mosaic_summary', 'write_mosaics',
+           'salt_mosaic', 'mosaic_positions']
 
 # %% ../nbs/07_mosaic.ipynb #a12653d5
 STEPS = np.array([(1, 0), (0, 1)])  # grid step (dx, dy) of direction 0 (right) and 1 (down)
@@ -271,22 +271,33 @@ def mosaic_summary(df: pd.DataFrame, n_tiles: int | None = None, seconds: float 
     if seconds is not None: lines.append(f"time: {seconds:.1f} s")
     return "\n".join(lines)
 
+# %% ../nbs/07_mosaic.ipynb #dc116318
+def write_mosaics(df: pd.DataFrame, fn) -> Path:
+    "Write a positions table (id, mosaic_id, x, y) as CSV, atomically: an interrupted write leaves the old file."
+    return atomic_write(fn, lambda f: df.to_csv(f, index=False))
+
 # %% ../nbs/07_mosaic.ipynb #bfe32c72
 @call_parse
 def salt_mosaic(
     data_dir: str,  # Kaggle-layout TGS folder (or a packed .npz)
     out: str = 'mosaics.csv',  # CSV to write: id,mosaic_id,x,y
-    max_ratio: float = 0.7,  # ratio test threshold for strong matches
-    seed: int = 0,  # annoy seed
+    max_ratio: float = 0.7,  # ratio test threshold for strong matches (> 0)
+    seed: int = 0,  # annoy seed (>= 0)
 ):
     "Reconstruct the mosaics of a TGS dataset (train + test) and write their tile positions."
     t = time.time()
-    try: data = load_tgs(data_dir, progress=False)
+    try:
+        if not 0 < max_ratio < math.inf: raise ValueError(f"--max_ratio {max_ratio}: must be a number > 0")
+        if seed < 0: raise ValueError(f"--seed {seed}: must be >= 0")
+        src = Path(data_dir).expanduser()
+        if not src.exists(): raise FileNotFoundError(f"data folder {src} does not exist")
+        out = check_out_file(out, '--out')   # all checked before loading and matching the tiles
+        data = load_tgs(src, progress=False)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_mosaic: error: {e}")
     tiles = all_tiles(data)
     t_load = time.time() - t
     df = reconstruct(tiles, max_ratio=max_ratio, seed=seed)
-    df.to_csv(out, index=False)
+    write_mosaics(df, out)
     print(f"wrote {out}\n" + mosaic_summary(df, len(tiles), time.time() - t) + f" (loading {t_load:.1f} s)")
 
 # %% ../nbs/07_mosaic.ipynb #229062c4

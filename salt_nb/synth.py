@@ -4,18 +4,18 @@
 
 # %% ../nbs/01b_synth.ipynb #041f88bf
 from __future__ import annotations
-import shutil, sys
+import math, os, shutil, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 from scipy import ndimage, signal
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
-from .data import TILE, rle_encode
+from .data import TILE, rle_encode, atomic_write
 
 # %% auto #0
-__all__ = ['smooth_field', 'ricker', 'salt_field', 'geologic_time', 'impedance_log', 'make_section', 'cut_tiles', 'blank_corner',
-           'tile_depths', 'synthetic_section', 'make_synthetic', 'synth_cli']
+__all__ = ['SYNTH_FILES', 'smooth_field', 'ricker', 'salt_field', 'geologic_time', 'impedance_log', 'make_section', 'cut_tiles',
+           'blank_corner', 'tile_depths', 'synthetic_section', 'make_synthetic', 'synth_cli']
 
 # %% ../nbs/01b_synth.ipynb #306a0b94
 def _bspline_matrix(n: int, s: float) -> np.ndarray:
@@ -181,21 +181,51 @@ def _random_ids(rng: np.random.Generator, n: int) -> np.ndarray:
 
 # %% ../nbs/01b_synth.ipynb #4560d245
 def _save_png(fn: Path, a: np.ndarray):
-    "Save uint8 as 8-bit, bool as 16-bit 0/65535 grayscale PNG (like the real masks)."
+    "Save uint8 as 8-bit, bool as 16-bit 0/65535 grayscale PNG (like the real masks), atomically."
     if a.dtype == np.bool_: a = a.astype(np.uint16)*65535
-    Image.fromarray(a).save(fn)
+    atomic_write(fn, lambda f: Image.fromarray(a).save(f, format='PNG'))
 
-# %% ../nbs/01b_synth.ipynb #0d9405fe
-def make_synthetic(out_dir, n_sections: int = 6, section_tiles=(12, 8), test_frac: float = 0.5, seed: int = 0,
-                   noise: float = 0.3, progress: bool = True) -> Path:
-    "Write a seeded Kaggle-layout synthetic TGS folder (+ positions.csv, test_truth.csv) to `out_dir`; returns it."
+# %% ../nbs/01b_synth.ipynb #509c3b36
+def _check_synth_args(n_sections: int, section_tiles, test_frac: float, seed: int, noise: float):
+    "Raise a ValueError naming the first bad argument of `make_synthetic` (the flags of `salt_synth` have the same names)."
     nx, ny = section_tiles
-    if n_sections < 1 or nx < 1 or ny < 1: raise ValueError(f"need n_sections >= 1 and section_tiles >= (1, 1), got {n_sections}, {section_tiles}")
-    if not 0 <= test_frac < 1: raise ValueError(f"test_frac must be in [0, 1), got {test_frac}")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not (out/'positions.csv').exists():
-        raise ValueError(f"{out} is not empty and not a synthetic folder: refusing to overwrite it")
-    for sub in ['train', 'test']: shutil.rmtree(out/sub, ignore_errors=True)
+    for name, v, ok, want in [('n_sections', n_sections, n_sections >= 1, 'at least 1'), ('nx', nx, nx >= 1, 'at least 1'),
+                              ('ny', ny, ny >= 1, 'at least 1'), ('test_frac', test_frac, 0 <= test_frac < 1, 'in [0, 1)'),
+                              ('seed', seed, seed >= 0, 'at least 0'), ('noise', noise, 0 <= noise < math.inf, 'a number >= 0')]:
+        if not ok: raise ValueError(f"{name}={v}: must be {want}")
+
+# %% ../nbs/01b_synth.ipynb #86a9d0c8
+SYNTH_FILES = ('train', 'test', 'train.csv', 'test_truth.csv', 'sample_submission.csv', 'depths.csv', 'positions.csv', 'README.md')
+
+def _check_synth_dir(out: Path) -> Path:
+    "`out` if `make_synthetic` may replace it: missing, empty, or holding only what `make_synthetic` wrote there before."
+    if out.exists() and not out.is_dir(): raise ValueError(f"{out} is a file, not a folder")
+    if not out.exists() or not any(out.iterdir()): return out
+    other = sorted(p.name for p in out.iterdir() if p.name not in SYNTH_FILES)
+    if other or not (out/'positions.csv').exists():
+        why = f"it holds {other[0]!r}" if other else "it has no positions.csv"
+        raise ValueError(f"{out} is not empty and not a synthetic folder ({why}): refusing to overwrite it")
+    return out
+
+# %% ../nbs/01b_synth.ipynb #c14ab85b
+def _replace_dir(new: Path, out: Path) -> Path:
+    "Move the finished folder `new` to `out`, replacing what was there; `out` is never a mix of both."
+    old = out.parent/f'.{out.name}.old'
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists(): os.replace(out, old)
+    os.replace(new, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+# %% ../nbs/01b_synth.ipynb #cbc27b6f
+def _write_csv(fn: Path, df: pd.DataFrame) -> Path:
+    "Write `df` as a CSV without its index, atomically."
+    return atomic_write(fn, lambda f: df.to_csv(f, index=False))
+
+# %% ../nbs/01b_synth.ipynb #8af78759
+def _write_synthetic(out: Path, n_sections: int, section_tiles, test_frac: float, seed: int, noise: float, progress: bool):
+    "The files of `make_synthetic`, written into the new folder `out`."
+    nx, ny = section_tiles
     for sub in ['train/images', 'train/masks', 'test/images']: (out/sub).mkdir(parents=True, exist_ok=True)
     meta = np.random.default_rng(_seeds(seed)[0])
     ims, ms, pos, zs = [], [], [], []
@@ -212,24 +242,38 @@ def make_synthetic(out_dir, n_sections: int = 6, section_tiles=(12, 8), test_fra
         _save_png(out/('test' if t else 'train')/'images'/f'{id_}.png', ims[i])
         if not t: _save_png(out/'train'/'masks'/f'{id_}.png', ms[i])
     rles = np.array([rle_encode(m) for m in ms])
-    csv = lambda df, name: df.sort_values('id').to_csv(out/name, index=False)
+    csv = lambda df, name: _write_csv(out/name, df.sort_values('id'))
     csv(pd.DataFrame({'id': pos.id[~is_test], 'rle_mask': rles[~is_test]}), 'train.csv')
     csv(pd.DataFrame({'id': pos.id[is_test], 'rle_mask': rles[is_test]}), 'test_truth.csv')
     csv(pd.DataFrame({'id': pos.id[is_test], 'rle_mask': '1 1'}), 'sample_submission.csv')
     csv(pd.DataFrame({'id': pos.id, 'z': zs}), 'depths.csv')
-    pos.to_csv(out/'positions.csv', index=False)
-    (out/'README.md').write_text(
-        f"# Synthetic TGS-like salt data\n\nWritten by `salt_nb.synth.make_synthetic(n_sections={n_sections}, "
-        f"section_tiles={tuple(section_tiles)}, test_frac={test_frac}, seed={seed}, noise={noise})`.\n"
-        "Kaggle layout (train.csv, depths.csv, train/images, train/masks, test/images, sample_submission.csv), plus\n"
-        "positions.csv (id, section, x, y: tile (x, y) covers section pixels [y*101:(y+1)*101, x*101:(x+1)*101]) and\n"
-        "test_truth.csv (the test tiles' masks, for scoring demos).\n")
-    return out
+    _write_csv(out/'positions.csv', pos)
+    readme = (f"# Synthetic TGS-like salt data\n\nWritten by `salt_nb.synth.make_synthetic(n_sections={n_sections}, "
+              f"section_tiles={tuple(section_tiles)}, test_frac={test_frac}, seed={seed}, noise={noise})`.\n"
+              "Kaggle layout (train.csv, depths.csv, train/images, train/masks, test/images, sample_submission.csv), plus\n"
+              "positions.csv (id, section, x, y: tile (x, y) covers section pixels [y*101:(y+1)*101, x*101:(x+1)*101]) and\n"
+              "test_truth.csv (the test tiles' masks, for scoring demos).\n")
+    atomic_write(out/'README.md', lambda f: f.write(readme.encode()))
+
+# %% ../nbs/01b_synth.ipynb #0d9405fe
+def make_synthetic(out_dir, n_sections: int = 6, section_tiles=(12, 8), test_frac: float = 0.5, seed: int = 0,
+                   noise: float = 0.3, progress: bool = True) -> Path:
+    "Write a seeded Kaggle-layout synthetic TGS folder (+ positions.csv, test_truth.csv) to `out_dir`; returns it."
+    _check_synth_args(n_sections, section_tiles, test_frac, seed, noise)
+    out = _check_synth_dir(Path(out_dir).expanduser())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.parent/f'.{out.name}.partial'   # built here, then moved to `out` in one step
+    shutil.rmtree(part, ignore_errors=True)
+    try:
+        _write_synthetic(part, n_sections, section_tiles, test_frac, seed, noise, progress)
+        return _replace_dir(part, out)
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True); raise
 
 # %% ../nbs/01b_synth.ipynb #385c73fe
 @call_parse
 def synth_cli(
-    out_dir: str,  # folder to write (empty, or made by salt_synth before)
+    out_dir: str,  # folder to write: missing, empty, or made by salt_synth before (then replaced as a whole)
     n_sections: int = 6,  # number of sections
     nx: int = 12,  # tiles across each section
     ny: int = 8,  # tiles down each section
@@ -239,5 +283,5 @@ def synth_cli(
 ):
     "Write a synthetic Kaggle-layout TGS folder."
     try: p = make_synthetic(out_dir, n_sections, (nx, ny), test_frac, seed, noise, progress=False)
-    except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_synth: error: {e}")
+    except (ValueError, FileNotFoundError, OSError) as e: sys.exit(f"salt_synth: error: {e}")
     print(f"wrote {n_sections*nx*ny} tiles to {p}")

@@ -55,6 +55,33 @@ def test_cli_missing_folder(tmp_path):
     assert 'Traceback' not in r.stderr
 
 
+def test_cli_interrupted_write_keeps_old_csv(synthetic, tmp_path, monkeypatch):
+    "A write stopped half-way through the CSV leaves the previous file byte-identical, and no temporary file."
+    from salt_nb.mosaic import salt_mosaic
+    p, data, pos = synthetic
+    out = tmp_path/'mosaics.csv'; out.write_bytes(b'id,mosaic_id,x,y\nold,0,0,0\n')
+    def half_way(self, buf=None, *args, **kwargs):
+        part = b'id,mosaic_id,x,y\n'
+        if hasattr(buf, 'write'): buf.write(part if 'b' in getattr(buf, 'mode', 'b') else part.decode())
+        else: open(buf, 'wb').write(part)
+        raise RuntimeError('stopped half-way')
+    monkeypatch.setattr(pd.DataFrame, 'to_csv', half_way)
+    with pytest.raises(RuntimeError, match='half-way'): salt_mosaic(str(p), out=str(out))
+    assert out.read_bytes() == b'id,mosaic_id,x,y\nold,0,0,0\n'
+    assert [f.name for f in tmp_path.iterdir()] == ['mosaics.csv']
+
+
+@pytest.mark.parametrize('args, msg', [(['--out', '{tmp}'], '--out {tmp}: is a folder'),
+                                       (['--out', '{tmp}/mosaics.csv', '--max_ratio', 'abc'], "argument --max_ratio: invalid float value: 'abc'"),
+                                       (['--out', '{tmp}/mosaics.csv', '--max_ratio', '-1'], '--max_ratio -1.0: must be a number > 0'),
+                                       (['--out', '{tmp}/mosaics.csv', '--seed', '-2'], '--seed -2: must be >= 0')])
+def test_cli_bad_options(synthetic, tmp_path, args, msg):
+    "Bad options fail at once with one line naming the flag, before the tiles are loaded."
+    r = run_cli('salt_mosaic', tmp_path, synthetic[0], *[a.format(tmp=tmp_path) for a in args], timeout=60)
+    assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f'salt_mosaic: error: {msg.format(tmp=tmp_path)}'), r.stderr
+    assert not (tmp_path/'mosaics.csv').exists()
+
 def test_folds_keep_mosaics_together(synthetic):
     p, data, pos = synthetic
     rec = pos.rename(columns={'section': 'mosaic_id'})

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
-from .data import TILE, TileSet, SaltData, rle_encode, load_tgs, atomic_write
+from .data import TILE, TileSet, SaltData, rle_encode, load_tgs, atomic_write, check_out_file
 from .mosaic import mosaic_positions, vertical_chains, propagate_vertical
 from .metrics import precision_iou
 from .losses import unpack_output
@@ -22,7 +22,7 @@ __all__ = ['THRESHOLDS', 'MIN_AREAS', 'CLS_THRESHOLDS', 'MIN_GAIN', 'CHECKPOINT_
            'postprocess_grid', 'tune_postprocess', 'plot_threshold_curve', 'cv_tuned_score', 'save_postprocess',
            'load_postprocess', 'write_submission', 'Probs', 'as_float', 'save_probs', 'load_probs', 'ensemble_probs',
            'ensemble_gain', 'select_pseudo_labels', 'pseudo_extra', 'with_pseudo', 'fold_checkpoints', 'resolve_models',
-           'salt_predict', 'predict_submission']
+           'salt_predict', 'predict_submission', 'check_predict_args', 'os_error_line']
 
 # %% ../nbs/10_inference.ipynb #7b8b4dac
 def _predict_batch(model, xb: torch.Tensor, cfg: RunConfig, tta: bool, bf16: bool = False, channels_last: bool = False):
@@ -64,9 +64,9 @@ def _members(models, cfg) -> list[tuple]:
     return out
 
 # %% ../nbs/10_inference.ipynb #c337ecdc
-def _eval_model(m, cfg, device: torch.device, fuse: bool, bf16: bool) -> tuple:
+def _eval_model(m, cfg, device: torch.device, fuse: bool, bf16: bool, trust_code: bool = False) -> tuple:
     "(model ready for inference on `device`, its RunConfig, channels_last): loaded if a path, BatchNorm folded if `fuse`."
-    model, cfg = (m, cfg) if isinstance(m, torch.nn.Module) else load_checkpoint(m, 'cpu')[:2]
+    model, cfg = (m, cfg) if isinstance(m, torch.nn.Module) else load_checkpoint(m, 'cpu', trust_code=trust_code)[:2]
     if fuse:
         from salt_nb.models import fuse_bn
         model = fuse_bn(model)  # a copy
@@ -76,7 +76,7 @@ def _eval_model(m, cfg, device: torch.device, fuse: bool, bf16: bool) -> tuple:
 
 # %% ../nbs/10_inference.ipynb #f82fe2cd
 def predict_probs(models, images_uint8, cfg=None, tta: bool = True, bs: int = 64, device=None, progress: bool = True,
-                  precision: str = 'auto', fuse: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                  precision: str = 'auto', fuse: bool = True, trust_code: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     "Mean probabilities float32 (N,101,101) of `models` (modules or checkpoint paths) over flip TTA, and cls probs or None."
     members = _members(models, cfg)
     images = np.asarray(images_uint8)
@@ -88,9 +88,11 @@ def predict_probs(models, images_uint8, cfg=None, tta: bool = True, bs: int = 64
     out = np.zeros((n, TILE, TILE), np.float32)
     cls_sum, n_cls = np.zeros(n, np.float32), 0
     for j, (m, c) in enumerate(members):
-        model, c, cl = _eval_model(m, c, device, fuse, bf16)
-        starts = range(0, n, bs)
-        it = progress_bar(starts, comment=f'model {j+1}/{len(members)}') if progress and n else starts
+        model, c, cl = _eval_model(m, c, device, fuse, bf16, trust_code)
+        it = starts = range(0, n, bs)
+        if progress and n:
+            it = progress_bar(starts)                  # the console bar takes no `comment` argument: set it after
+            it.comment = f'model {j+1}/{len(members)}'
         has_cls = None
         with torch.inference_mode():
             for s in it:
@@ -474,19 +476,24 @@ def salt_predict(
     mosaics: str = 'auto',  # continue vertical train masks along mosaic columns: auto (reconstruct now), a salt_mosaic CSV, or none
     mosaic_up: bool = True,  # walk up from vertical train masks too; --no-mosaic_up: down only
     progress: bool = True,  # show progress bars; --no-progress: don't
+    trust_code: bool = False,  # allow a config or checkpoint whose model is module:callable to import and run that code
 ):
     "Predict the test tiles of DATA with trained runs/checkpoints and write a Kaggle submission."
-    try: predict_submission(model, data, out, probs, kind, bs, workers, tta, device, precision, threshold, min_area, cls_threshold, mosaics, mosaic_up, progress)
+    try: predict_submission(model=model, data=data, out=out, probs=probs, kind=kind, bs=bs, workers=workers, tta=tta, device=device,
+                            precision=precision, threshold=threshold, min_area=min_area, cls_threshold=cls_threshold,
+                            mosaics=mosaics, mosaic_up=mosaic_up, progress=progress, trust_code=trust_code)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_predict: error: {e}")  # returns None: console scripts exit with it
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as e: sys.exit(f"salt_predict: error: {os_error_line(e)}")
 
 # %% ../nbs/10_inference.ipynb #f3ea583f
 def predict_submission(model, data, out='submission.csv', probs=None, kind='auto', bs=64, workers=0, tta=True, device=None,
                        precision='auto', threshold=None, min_area=None, cls_threshold=None, mosaics='auto', mosaic_up=True,
-                       progress=True) -> Path:
+                       progress=True, trust_code=False) -> Path:
     "What `salt_predict` does, as a function (the arguments are the same): returns the path of the submission."
     t0 = time.time()
     if not model: raise ValueError("no --model given")
     if not data: raise ValueError("no --data given")
+    check_predict_args(out, probs, bs, workers, threshold, min_area, cls_threshold, mosaics)   # before any slow work
     if isinstance(model, (str, Path)): model = [model]
     runs = [resolve_models(m, kind) for m in model]  # fail early, before loading any data
     keep_freed_memory()                              # a quarter less CPU time on page faults (salt_nb.runs)
@@ -502,7 +509,8 @@ def predict_submission(model, data, out='submission.csv', probs=None, kind='auto
     run_probs = []
     for m, (cks, _) in zip(model, runs):
         print(f"{m}: {len(cks)} checkpoint(s): {', '.join(c.name for c in cks)}")
-        run_probs.append(Probs(test.ids, *predict_probs(cks, test.images, tta=tta, bs=bs, device=device, progress=progress, precision=precision)))
+        run_probs.append(Probs(test.ids, *predict_probs(cks, test.images, tta=tta, bs=bs, device=device, progress=progress,
+                                                        precision=precision, trust_code=trust_code)))
     ens = run_probs[0] if len(run_probs) == 1 else ensemble_probs(run_probs)
     params = runs[0][1] or dict(threshold=0.5, min_area=0, cls_threshold=None)
     if runs[0][1] is None: print(f"note: no postprocess.json for {model[0]}; using threshold 0.5, no minimum area")
@@ -519,3 +527,24 @@ def predict_submission(model, data, out='submission.csv', probs=None, kind='auto
     print(f"wrote {path}: {len(masks)} tiles, {masks.any((1, 2)).mean():.1%} with salt; threshold {params['threshold']}, "
           f"min_area {params['min_area']}, cls_threshold {params['cls_threshold']}; {time.time() - t0:.0f}s")
     return path
+
+# %% ../nbs/10_inference.ipynb #6137c886
+def check_predict_args(out, probs=None, bs: int = 64, workers: int = 0, threshold=None, min_area=None, cls_threshold=None,
+                       mosaics='auto') -> None:
+    "`salt_predict`'s values checked before any data or model is loaded: a `ValueError`/`FileNotFoundError` naming the flag."
+    check_out_file(out, '--out')
+    if probs: check_out_file(probs, '--probs')
+    if bs < 1: raise ValueError(f"--bs must be >= 1, got {bs}")
+    if workers < 0: raise ValueError(f"--workers must be >= 0, got {workers}")
+    if threshold is not None and not 0 < threshold < 1: raise ValueError(f"--threshold must be in (0, 1), got {threshold}")
+    if min_area is not None and not min_area >= 0: raise ValueError(f"--min_area must be >= 0, got {min_area}")
+    if cls_threshold is not None and not 0 <= cls_threshold <= 1:
+        raise ValueError(f"--cls_threshold must be in [0, 1], got {cls_threshold}")
+    if mosaics is not None and str(mosaics) not in ('auto', 'none') and not Path(mosaics).is_file():
+        raise FileNotFoundError(f"--mosaics: missing mosaics file {mosaics} (write it with `salt_mosaic DATA --out FILE`, "
+                                "or use 'auto' or 'none')")
+
+# %% ../nbs/10_inference.ipynb #643a888e
+def os_error_line(e: OSError) -> str:
+    "One line for an `OSError` met on a path given by the user (a folder where a file was expected, no permission, ...)."
+    return f"{e.filename}: {(e.strerror or str(e)).lower()}" if e.filename else str(e)

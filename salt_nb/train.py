@@ -16,9 +16,10 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 from .data import TileSet, load_tgs, coverage, coverage_class, stratified_folds, grouped_folds
 from .metrics import competition_metric
-from .runs import RunConfig, RunDir, save_checkpoint, load_checkpoint, write_json, read_json, native_bf16, keep_freed_memory
+from .runs import RunConfig, RunDir, build_model, save_checkpoint, load_checkpoint, write_json, read_json, native_bf16, keep_freed_memory
 from .learner import salt_dls, salt_learner, fit_recipe, fit_sgdr, fit_one_cycle, swa_average, SaveBestCallback, LowResWarmup, resize_recipe
 from .inference import predict_probs, tune_postprocess, cv_tuned_score, save_postprocess, load_postprocess, save_probs
+from .inference import os_error_line
 
 # %% auto #0
 __all__ = ['PRESETS', 'default_config', 'get_config', 'make_folds', 'schedule_epochs', 'scale_schedule', 'world_size', 'rank',
@@ -26,7 +27,7 @@ __all__ = ['PRESETS', 'default_config', 'get_config', 'make_folds', 'schedule_ep
            'stage_ends', 'ScoreCurve', 'final_checkpoint', 'train_fold', 'summary_table', 'train_kfold', 'train_full',
            'measure_speed', 'epoch_seconds', 'after_fit_seconds', 'plan_epochs', 'epoch_tiles', 'lowres_epochs',
            'tune_seconds', 'fit_budget', 'budget_note', 'timed_speed', 'replan_cycles', 'BudgetReplan', 'read_groups',
-           'train_run', 'salt_train']
+           'check_out_dir', 'train_run', 'error_line', 'salt_train']
 
 # %% ../nbs/08_train.ipynb #261adc11
 PRESETS = {
@@ -250,7 +251,8 @@ def _fit(learn, cfg: RunConfig, resume: bool = False, cbs=None) -> None:
         fit_sgdr(learn, cfg.n_cycles, cfg.cycle_len, cfg.cycle_lr or cfg.lr, resume=resume, cbs=cbs)
         if cfg.swa and learn.run_dir is not None:
             snaps = [learn.run_dir.snap(learn.fold, j) for j in range(cfg.n_cycles)]
-            save_checkpoint(learn.run_dir.swa(learn.fold), swa_average(snaps, learn.dls), cfg, fold=learn.fold)
+            model = swa_average(snaps, learn.dls, trust_code=getattr(learn, 'trust_code', False))
+            save_checkpoint(learn.run_dir.swa(learn.fold), model, cfg, fold=learn.fold)
     else: fit_one_cycle(learn, cfg.epochs, cfg.lr, resume=resume, cbs=cbs)
 
 # %% ../nbs/08_train.ipynb #669af601
@@ -263,8 +265,8 @@ def final_checkpoint(run_dir, fold: int) -> Path | None:
 
 # %% ../nbs/08_train.ipynb #607908ce
 def train_fold(data: TileSet, folds: np.ndarray, fold: int, cfg: RunConfig, run_dir, device=None, progress: bool = True,
-               quiet: bool = False, resume: bool = False, cbs=None) -> dict:
-    "Train one fold (validating on `folds == fold`) into `run_dir`; its out-of-fold probabilities and score."
+               quiet: bool = False, resume: bool = False, cbs=None, trust_code: bool = False) -> dict:
+    "Train one fold (validating on `folds == fold`) into `run_dir`; its out-of-fold probabilities and score (its resume state kept)."
     rd = RunDir(Path(run_dir).resolve())        # absolute: fastai joins the log's path to the learner's
     valid = np.flatnonzero(folds == fold)
     if not len(valid): raise ValueError(f"fold {fold} has no tiles (folds present: {sorted(set(np.unique(folds)))})")
@@ -274,14 +276,14 @@ def train_fold(data: TileSet, folds: np.ndarray, fold: int, cfg: RunConfig, run_
     cbs = ([EpochLine(f"fold {fold} ")] if quiet and not rank() else []) + [
         c(data, valid, cfg) if callable(c) and not isinstance(c, Callback) else c for c in (cbs or [])]
     with rank_run_dir(rd, fold, resume) as wd:
-        learn = salt_learner(dls, cfg, run_dir=wd.path, fold=fold, progress=progress and not quiet, cbs=cbs)
+        learn = salt_learner(dls, cfg, run_dir=wd.path, fold=fold, progress=progress and not quiet, cbs=cbs,
+                             trust_code=trust_code)
         if quiet: learn.logger = lambda *a, **k: None
         with distrib_ctx(learn): _fit(learn, cfg, resume=resume)
     if rank(): return dict(fold=fold, epochs=len(learn.recorder.values), cfg=learn.cfg)    # rank 0 predicts, scores and writes
     t_fit = time.time() - t0
-    rd.state(fold).unlink(missing_ok=True)       # the fold is complete: its resume state is no longer needed
     ck = final_checkpoint(rd.path, fold)
-    model = load_checkpoint(ck, dls.device)[0] if ck is not None else learn.model.eval()
+    model = load_checkpoint(ck, dls.device, trust_code=trust_code)[0] if ck is not None else learn.model.eval()
     probs, cls = predict_probs(model, data.images[valid], cfg, tta=cfg.tta, bs=max(cfg.bs, 64), device=dls.device,
                                progress=progress and not quiet)
     score = competition_metric(probs > 0.5, data.masks[valid])
@@ -322,7 +324,8 @@ def _load_oof(rd: RunDir) -> dict:
                 for k in np.unique(f)}
 
 def train_kfold(data: TileSet, cfg: RunConfig, run_dir, folds=None, fold_ids=None, groups=None, device=None,
-                progress: bool = True, quiet: bool = False, resume: bool = False, overwrite: bool = False, cbs=None) -> dict:
+                progress: bool = True, quiet: bool = False, resume: bool = False, overwrite: bool = False, cbs=None,
+                trust_code: bool = False) -> dict:
     "Train the requested folds into `run_dir`, write OOF probabilities, tuned post-processing and metrics; the metrics."
     t0 = time.time()
     if data.masks is None: raise ValueError("train_kfold needs labeled tiles (masks)")
@@ -332,7 +335,7 @@ def train_kfold(data: TileSet, cfg: RunConfig, run_dir, folds=None, fold_ids=Non
     fold_ids = [int(k) for k in fold_ids]
     bad = [k for k in fold_ids if not (folds == k).any()]
     if bad: raise ValueError(f"fold(s) {bad} have no tiles; folds present: {sorted(np.unique(folds).tolist())}")
-    rd = RunDir(run_dir) if rank() else RunDir(run_dir).init(cfg, overwrite=overwrite)   # rank 0 writes the run folder
+    rd = RunDir(run_dir) if rank() else RunDir(run_dir).init(cfg, overwrite=overwrite, resume=resume)   # rank 0 writes the run folder
     old = read_json(rd.metrics) if (resume and rd.metrics.exists()) else {}
     done_before, saved = {r['fold']: r for r in old.get('folds', [])}, (_load_oof(rd) if resume else {})
     results = []
@@ -343,7 +346,8 @@ def train_kfold(data: TileSet, cfg: RunConfig, run_dir, folds=None, fold_ids=Non
             r = dict(done_before[k], valid=data.index(ids), probs=probs, cls_probs=cls)
             print(f"fold {k}: already trained (resume), skipped")
         else:
-            r = train_fold(data, folds, k, cfg, rd.path, device, progress, quiet, resume, cbs)
+            r = train_fold(data, folds, k, cfg, rd.path, device=device, progress=progress, quiet=quiet, resume=resume, cbs=cbs,
+                           trust_code=trust_code)
             cfg = r['cfg']                       # as trained: `BudgetReplan` may have resized the cycles (for the next folds too)
             if rank(): continue                  # the other processes only help to train
             print(f"fold {k}: score {r['score']:.4f} (threshold 0.5, {'flip TTA' if cfg.tta else 'no TTA'}) "
@@ -352,6 +356,7 @@ def train_kfold(data: TileSet, cfg: RunConfig, run_dir, folds=None, fold_ids=Non
         idx, probs, cls = _oof(results)
         save_probs(rd.oof, data.ids[idx], probs, cls, dtype='float16', folds=folds[idx])
         _write_metrics(rd, cfg, results, None, t0, folds)
+        rd.state(k).unlink(missing_ok=True)      # the fold's OOF is saved: its resume state is no longer needed
     if rank(): return {}
     idx, probs, cls = _oof(results)
     pp = tune_postprocess(probs, data.masks[idx], cls)
@@ -376,17 +381,20 @@ def _write_metrics(rd: RunDir, cfg: RunConfig, results, oof, t0, folds) -> dict:
 
 # %% ../nbs/08_train.ipynb #b7829dcd
 def train_full(data: TileSet, cfg: RunConfig, run_dir, postprocess=None, device=None, progress: bool = True,
-               quiet: bool = False, resume: bool = False, overwrite: bool = False, cbs=None) -> dict:
+               quiet: bool = False, resume: bool = False, overwrite: bool = False, cbs=None, trust_code: bool = False) -> dict:
     "Train one model on all labeled tiles (no validation) into `run_dir` as fold 0; post-processing copied from a CV run."
     t0 = time.time()
     if data.masks is None: raise ValueError("train_full needs labeled tiles (masks)")
     pp = load_postprocess(postprocess) if postprocess is not None else None
     rd = RunDir(Path(run_dir).resolve())
-    if not rank(): rd.init(cfg, overwrite=overwrite)
+    if not rank(): rd.init(cfg, overwrite=overwrite, resume=resume)
+    if resume and rd.metrics.exists() and read_json(rd.metrics).get('full') and final_checkpoint(rd.path, 0) is not None:
+        if not rank(): print(f"{rd.path}: already trained on all tiles (resume), nothing to do")
+        return read_json(rd.metrics) if not rank() else {}
     set_seed(cfg.seed + 1000 * rank())
     dls = salt_dls(data.images, data.masks, data.depths, None, cfg, device=device)
     with rank_run_dir(rd, 0, resume) as wd:
-        learn = salt_learner(dls, cfg, run_dir=wd.path, fold=0, progress=progress and not quiet,
+        learn = salt_learner(dls, cfg, run_dir=wd.path, fold=0, progress=progress and not quiet, trust_code=trust_code,
                              cbs=([EpochLine('full ')] if quiet and not rank() else []) + list(cbs or []))
         learn.remove_cb(SaveBestCallback)
         if quiet: learn.logger = lambda *a, **k: None
@@ -394,7 +402,6 @@ def train_full(data: TileSet, cfg: RunConfig, run_dir, postprocess=None, device=
     cfg = learn.cfg                              # as trained (`BudgetReplan` may have resized the cycles)
     if rank(): return {}
     save_checkpoint(rd.best(0), learn.model, cfg, epoch=schedule_epochs(cfg) - 1, full=True)
-    rd.state(0).unlink(missing_ok=True)
     save_postprocess(pp or dict(threshold=0.5, min_area=0, cls_threshold=None, score_oof=None), rd.path)
     secs = round(time.time() - t0, 1)
     m = dict(name=cfg.name, model=cfg.model, geometry=cfg.geometry, schedule=cfg.schedule, epochs=schedule_epochs(cfg),
@@ -402,6 +409,7 @@ def train_full(data: TileSet, cfg: RunConfig, run_dir, postprocess=None, device=
              postprocess_from=None if postprocess is None else str(postprocess), postprocess_tuned=pp is not None,
              train_img_per_s=round(dls.train.n * schedule_epochs(cfg) / max(secs, 1e-9), 1))
     write_json(rd.metrics, m)
+    rd.state(0).unlink(missing_ok=True)          # the run is complete: its resume state is no longer needed
     print(f"trained on all {len(data)} labeled tiles: {m['epochs']} epochs in {secs / 60:.1f} min -> {m['checkpoint']}"
           + ('' if pp else '; post-processing NOT tuned (no --postprocess given): threshold 0.5'), flush=True)
     return m
@@ -423,7 +431,8 @@ class _BatchTimer(Callback):
         ts = self.t[training][self.skip:] or self.t[training]
         return float(np.median(ts)) if ts else 0.
 
-def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, skip: int = 3, lowres: bool = False) -> dict:
+def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, skip: int = 3, lowres: bool = False,
+                  trust_code: bool = False) -> dict:
     "Seconds per tile of a training step (`lowres`: a `warmup_size` warm-up step) and of a validation pass, on this machine."
     n_tr, n_va = cfg.bs * (steps + skip), cfg.bs * 2
     if len(data) < n_tr + n_va:                     # small datasets: repeat tiles, the speed is what matters here
@@ -432,7 +441,7 @@ def measure_speed(data: TileSet, cfg: RunConfig, device=None, steps: int = 8, sk
     dls = salt_dls(data.images[:n_tr + n_va], data.masks[:n_tr + n_va], None, np.arange(n_tr, n_tr + n_va),
                    cfg.replace(empty_frac=1.), device=device)      # every timed batch is a full one
     with tempfile.TemporaryDirectory() as tmp:     # a run folder, so checkpoints and logs cost what they will cost
-        learn = salt_learner(dls, cfg, loss=loss, run_dir=tmp, progress=False)
+        learn = salt_learner(dls, cfg, loss=loss, run_dir=tmp, progress=False, trust_code=trust_code)
         learn.logger = lambda *a, **k: None
         timer = _BatchTimer(skip)
         learn.fit(1, cfg.lr / 10, cbs=[timer] + ([LowResWarmup(cfg.warmup_size, 1, cfg.warmup_crop)] if lowres else []))
@@ -479,13 +488,13 @@ def tune_seconds(n_valid: int, n_folds: int) -> float:
     return 5 + 3e-3 * n_valid * n_folds
 
 def fit_budget(cfg: RunConfig, data: TileSet, n_valid: int, n_folds: int, minutes: float, t_start: float | None = None,
-               device=None) -> RunConfig:
+               device=None, trust_code: bool = False) -> RunConfig:
     "`cfg` with its schedule sized so that everything from `t_start` (default: now) ends within `minutes`."
     t_start = time.time() if t_start is None else t_start
-    speed = measure_speed(data, cfg, device)
+    speed = measure_speed(data, cfg, device, trust_code=trust_code)
     n_train, ratio = epoch_tiles(cfg, data, n_valid), 1.
     if _lowres_warmup(cfg):                                # a warm-up epoch costs less
-        low = dict(speed, train=measure_speed(data, cfg, device, lowres=True)['train'])
+        low = dict(speed, train=measure_speed(data, cfg, device, lowres=True, trust_code=trust_code)['train'])
         ratio = epoch_seconds(cfg, n_train, n_valid, low) / epoch_seconds(cfg, n_train, n_valid, speed)
     left = minutes * 60 - (time.time() - t_start) - tune_seconds(n_valid, n_folds)
     e = rank0_value(lowres_epochs(cfg, plan_epochs(cfg, n_train, n_valid, n_folds, left, speed), ratio))  # rank 0's plan for all
@@ -579,15 +588,21 @@ class BudgetReplan(Callback):
     def after_fit(self): self.run, self.folds_left = True, self.folds_left - 1
 
 # %% ../nbs/08_train.ipynb #2bcfd1b3
-def read_groups(path, ids) -> np.ndarray:
-    "A group id per tile in `ids` from a CSV with `id` and a `group`/`mosaic`/`mosaic_id`/`section` column (-1: none)."
-    path = Path(path)
+def _group_table(path) -> pd.Series:
+    "The group column of a `--groups` CSV, indexed by tile id: the file is checked (and read) before any data is loaded."
+    path = Path(path).expanduser()
     if not path.exists(): raise FileNotFoundError(f"missing groups file {path}")
-    df = pd.read_csv(path, dtype={'id': str})
+    if not path.is_file(): raise ValueError(f"groups file {path} is a folder, not a CSV file")
+    try: df = pd.read_csv(path, dtype={'id': str})
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
     col = next((c for c in ('group', 'mosaic', 'mosaic_id', 'section') if c in df.columns), None)
     if 'id' not in df.columns or col is None:
         raise ValueError(f"{path}: need an 'id' column and one of group, mosaic, mosaic_id, section; found {list(df.columns)}")
-    g = df.drop_duplicates('id').set_index('id')[col]
+    return df.drop_duplicates('id').set_index('id')[col]
+
+def read_groups(path, ids) -> np.ndarray:
+    "A group id per tile in `ids` from a CSV with `id` and a `group`/`mosaic`/`mosaic_id`/`section` column (-1: none)."
+    g = path if isinstance(path, pd.Series) else _group_table(path)
     if pd.api.types.is_integer_dtype(g): codes = g                   # e.g. salt_mosaic's mosaic_id: used as is
     else:
         codes = pd.Series(pd.factorize(g.astype(str), sort=True)[0], index=g.index)
@@ -600,15 +615,41 @@ def _parse_folds(folds) -> list | None:
     try: return [int(k) for k in str(folds).replace(' ', '').split(',') if k != '']
     except ValueError: raise ValueError(f"--folds: expected comma-separated fold numbers like 0,1,2 or 'all', got {folds!r}") from None
 
+def check_out_dir(path, flag: str = '--out') -> Path:
+    "A run folder path checked before any slow work: not a file, no file on the way to it, writable; raises naming `flag`."
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir(): raise ValueError(f"{flag} {path}: is a file; give a run folder")
+    parent = path
+    while not parent.exists() and parent != parent.parent: parent = parent.parent
+    if not parent.is_dir(): raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK): raise ValueError(f"{flag} {path}: cannot write in {parent}")
+    return path
+
+def _check_run(cfg: RunConfig, full: bool, groups, minutes) -> None:
+    "What can be checked of a run before its data is loaded: the folds, the split, the budget."
+    if minutes is not None and not minutes > 0: raise ValueError(f"--minutes must be > 0, got {minutes}")
+    if full: return
+    if cfg.n_folds < 2: raise ValueError(f"n_folds must be >= 2 for k-fold training, got {cfg.n_folds} (or train with --full)")
+    bad = [k for k in (cfg.folds or []) if not 0 <= k < cfg.n_folds]
+    if bad: raise ValueError(f"--folds: fold(s) {bad} out of range: config {cfg.name!r} has n_folds {cfg.n_folds} (folds 0 to {cfg.n_folds - 1})")
+    if cfg.split == 'grouped' and groups is None:
+        raise ValueError(f"config {cfg.name!r} has split: grouped; give --groups (a CSV of tile ids and groups)")
+
+# %% ../nbs/08_train.ipynb #792d99c7
 def train_run(data, out, config=None, folds=None, minutes: float | None = None, full: bool = False, postprocess=None,
               groups=None, device=None, quiet: bool = False, progress: bool = True, resume: bool = False,
-              overwrite: bool = False, **overrides) -> dict:
-    "What `salt_train` does, as a function: load DATA, pick the config, size it to `minutes`, train (k-fold or full)."
+              overwrite: bool = False, trust_code: bool = False, **overrides) -> dict:
+    "What `salt_train` does, as a function: check the arguments, load DATA, pick the config, size it to `minutes`, train (k-fold or full)."
     t0 = time.time()
-    keep_freed_memory()                          # fewer page faults on CPU (salt_nb.runs)
     path = Path(data).expanduser()
     if not path.exists(): raise FileNotFoundError(f"data folder or file {path} does not exist")
-    rd = RunDir(out)
+    rd = RunDir(check_out_dir(out))
+    if resume and overwrite: raise ValueError("--resume continues a run, --overwrite starts it again: give one of them")
+    grp_table = _group_table(groups) if groups is not None else None
+    if postprocess is not None:
+        if not full: raise ValueError("--postprocess goes with --full (a k-fold run tunes its own post-processing)")
+        load_postprocess(postprocess)            # a missing or bad file fails now, not after training
+    resume = resume and rd.status() != 'new'    # nothing trained yet (e.g. a failed start): start afresh
     if resume and rd.config.exists():           # continue with the run's own config (its schedule was already sized)
         cfg, minutes = rd.load_config(), None
         print(f"resuming {rd.path} with its config.yaml ({cfg.name}, {_describe(cfg)})")
@@ -618,28 +659,37 @@ def train_run(data, out, config=None, folds=None, minutes: float | None = None, 
             print(f"config {cfg.name} ({cfg.model}, {cfg.geometry}): the default on "
                   f"{'a CPU without native bf16' if cfg.name == 'cpu_fp32' else 'this machine'} (--config to choose)", flush=True)
         if folds is not None: cfg = cfg.replace(folds=_parse_folds(folds) if not isinstance(folds, list) else folds)
+    _check_run(cfg, full, grp_table, minutes)
+    if ':' in cfg.model and not trust_code: build_model(cfg)     # custom code without --trust_code: refused now
+    if not rank(): rd.init(cfg, overwrite=overwrite, resume=resume)   # refuses to clobber a run; a new run's config.yaml
+    keep_freed_memory()                          # fewer page faults on CPU (salt_nb.runs)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     device = init_distrib(device, verbose=True)          # data-parallel: says which process this is
     ts = load_tgs(path, progress=progress and not quiet).train
     if ts.masks is None or not len(ts): raise ValueError(f"{path} has no labeled tiles")
-    grp = read_groups(groups, ts.ids) if groups is not None else None
-    if cfg.split == 'grouped' and grp is None and not full:
-        raise ValueError(f"config {cfg.name!r} has split: grouped; give --groups (a CSV of tile ids and groups)")
+    grp = read_groups(grp_table, ts.ids) if grp_table is not None else None
+    kw = dict(device=device, progress=progress, quiet=quiet, resume=resume, overwrite=overwrite, trust_code=trust_code)
     if full:
-        if minutes: cfg = fit_budget(cfg, ts, 0, 1, minutes, t0, device)
+        if minutes: cfg = fit_budget(cfg, ts, 0, 1, minutes, t0, device, trust_code=trust_code)
         cbs = [BudgetReplan(t0 + minutes * 60)] if minutes else None
-        m = train_full(ts, cfg, out, postprocess, device, progress, quiet, resume, overwrite, cbs)
+        m = train_full(ts, cfg, out, postprocess=postprocess, cbs=cbs, **kw)
     else:
         fl = make_folds(ts, cfg.n_folds, cfg.seed, grp)
         ids = cfg.folds if cfg.folds is not None else list(range(cfg.n_folds))
         if minutes:
             n_valid = int(np.mean([(fl == k).sum() for k in ids]))
-            cfg = fit_budget(cfg, ts, n_valid, len(ids), minutes, t0, device)
+            cfg = fit_budget(cfg, ts, n_valid, len(ids), minutes, t0, device, trust_code=trust_code)
         cbs = [BudgetReplan(t0 + minutes * 60, len(ids))] if minutes else None
-        m = train_kfold(ts, cfg, out, fl, ids, device=device, progress=progress, quiet=quiet, resume=resume,
-                        overwrite=overwrite, cbs=cbs)
+        m = train_kfold(ts, cfg, out, fl, ids, cbs=cbs, **kw)
     if minutes and not rank(): print(budget_note(minutes, time.time() - t0), flush=True)
     return m
+
+# %% ../nbs/08_train.ipynb #1405c787
+def error_line(e: Exception) -> str:
+    "The message of an input error for the command line: without the prefix fastai adds to an error raised in a callback."
+    msg = str(e)
+    if msg.startswith('Exception occured in `') and '\n\t' in msg: msg = msg.split('\n\t', 1)[1]
+    return msg.strip()
 
 # %% ../nbs/08_train.ipynb #a009db80
 @call_parse
@@ -664,15 +714,18 @@ def salt_train(
     device: str = None,  # cpu or cuda (default: cuda when available)
     quiet: bool = False,  # one line per epoch instead of progress bars
     resume: bool = False,  # continue an interrupted run in the same folder
-    overwrite: bool = False,  # allow a different config in an existing run folder
+    overwrite: bool = False,  # train again in a folder that holds a run (its old checkpoints and results are removed)
+    trust_code: bool = False,  # allow a config or checkpoint whose model is module:callable to import and run that code
 ):
     "Train salt models: k-fold with out-of-fold predictions and tuned post-processing, or on all tiles (--full)."
     try:
         if not data: raise ValueError("give the data folder: salt_train DATA --out RUN")
         if not out: raise ValueError("give the run folder: --out RUN")
-        train_run(data, out, config, folds, minutes, full, postprocess, groups, device, quiet, not quiet, resume, overwrite,
-                  model=model, geometry=geometry, loss=loss, schedule=schedule, epochs=epochs, bs=bs, lr=lr, seed=seed,
-                  num_threads=threads)
-    except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_train: error: {e}")
+        train_run(data=data, out=out, config=config, folds=folds, minutes=minutes, full=full, postprocess=postprocess,
+                  groups=groups, device=device, quiet=quiet, progress=not quiet, resume=resume, overwrite=overwrite,
+                  trust_code=trust_code, model=model, geometry=geometry, loss=loss, schedule=schedule, epochs=epochs, bs=bs,
+                  lr=lr, seed=seed, num_threads=threads)
+    except (ValueError, FileNotFoundError) as e: sys.exit(f"salt_train: error: {error_line(e)}")
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as e: sys.exit(f"salt_train: error: {os_error_line(e)}")
     finally:
         if dist.is_initialized(): dist.destroy_process_group()

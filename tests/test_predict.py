@@ -145,3 +145,73 @@ def test_mosaics_walk_up(tmp_path, data, run_dir, capsys, monkeypatch):
         got[up] = rle_decode(pd.read_csv(tmp_path/'s.csv', keep_default_na=False).set_index('id').rle_mask[tile])
     assert (got[True] == vm).all() and not (got[False] == vm).all()
     assert '(1 above their source)' in capsys.readouterr().out
+
+
+def test_progress_bars(tmp_path, data, run_dir):
+    "With progress bars (the default), as in a terminal: fastprogress's console bar."
+    out = tmp_path/'s.csv'
+    r = run(tmp_path, '--model', run_dir, '--data', data, '--out', out, '--bs', 3, '--device', 'cpu', '--mosaics', 'none')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert out.exists() and 'Traceback' not in r.stderr
+
+
+def test_help_trust_code(tmp_path):
+    r = run(tmp_path, '--help')
+    assert r.returncode == 0, r.stderr
+    assert '--trust_code' in r.stdout and 'module:callable' in ' '.join(r.stdout.split())
+
+
+@pytest.mark.parametrize('kw, msg', [
+    (dict(out='DIR'), '--out'),
+    (dict(probs='DIR'), '--probs'),
+    (dict(out='FILE/s.csv'), '--out'),
+    (dict(threshold=1.5), '--threshold'),
+    (dict(threshold=-0.1), '--threshold'),
+    (dict(min_area=-1), '--min_area'),
+    (dict(cls_threshold=1.5), '--cls_threshold'),
+    (dict(bs=0), '--bs'),
+    (dict(mosaics='MISSING'), 'missing mosaics file'),
+])
+def test_bad_values_fail_before_data_and_models(tmp_path, kw, msg):
+    "Each bad value is refused first: the model and data given do not even exist."
+    (tmp_path/'dir').mkdir(); (tmp_path/'file').write_text('x')
+    subst = dict(DIR=tmp_path/'dir', MISSING=tmp_path/'missing.csv', FILE=tmp_path/'file')
+    kw = {k: str(subst[v.split('/')[0]]/('/'.join(v.split('/')[1:]))) if isinstance(v, str) and v.split('/')[0] in subst else v
+          for k, v in kw.items()}
+    got = _error(**{'model': [str(tmp_path/'no_such_run')], 'data': str(tmp_path/'no_such_data'),
+                    'out': str(tmp_path/'s.csv'), **kw})
+    assert got.startswith('salt_predict: error: ') and msg in got and '\n' not in got, got
+    assert 'no_such' not in got
+
+
+def test_bad_value_as_a_command(tmp_path, data, run_dir):
+    r = run(tmp_path, '--model', run_dir, '--data', data, '--out', tmp_path/'s.csv', '--threshold', 2)
+    assert r.returncode != 0 and 'Traceback' not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith('salt_predict: error: --threshold'), r.stderr
+    (tmp_path/'out_dir').mkdir()
+    r = run(tmp_path, '--model', run_dir, '--data', data, '--out', tmp_path/'out_dir')
+    assert r.returncode != 0 and 'Traceback' not in r.stderr and 'out_dir' in r.stderr
+
+
+def test_custom_code_needs_trust_code(tmp_path, data):
+    "A checkpoint whose model is module:callable is loaded only with --trust_code."
+    cfg = RunConfig(model='torch.nn:Conv2d', model_kwargs=dict(in_channels=1, out_channels=1, kernel_size=3, padding=1),
+                    geometry='pad128')
+    ck = tmp_path/'run'/'checkpoints'/'fold0_best.pth'
+    save_checkpoint(ck, torch.nn.Conv2d(1, 1, 3, padding=1), cfg)
+    args = dict(model=[str(ck)], data=str(data), out=str(tmp_path/'s.csv'), mosaics='none', progress=False)
+    assert '--trust_code' in _error(**args)
+    assert not (tmp_path/'s.csv').exists()
+    salt_predict(**args, trust_code=True)
+    assert (tmp_path/'s.csv').exists()
+
+
+def test_os_errors_are_one_line(tmp_path, data, run_dir, monkeypatch):
+    "An operating-system refusal on a user's path (here: the submission path turns out to be a folder) is one line naming it."
+    import salt_nb.inference as inf
+    def write(ids, masks, out, sample): raise IsADirectoryError(21, 'Is a directory', str(out))
+    monkeypatch.setattr(inf, 'write_submission', write)
+    monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
+    msg = _error(model=[str(run_dir)], data=str(data), out=str(tmp_path/'s.csv'), mosaics='none', progress=False)
+    assert msg == f"salt_predict: error: {tmp_path/'s.csv'}: is a directory"

@@ -1,19 +1,31 @@
-"Shared helpers for the command-line tests: run a salt_nb console script as a user would."
-import os, shutil, subprocess, sys
+"Shared helpers for the command-line tests: run a salt_nb console script as a user would (through pipes or in a terminal)."
+import configparser, errno, fcntl, os, select, shutil, signal, struct, subprocess, sys, termios, time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRY = {'salt_score': 'salt_nb.metrics', 'salt_train': 'salt_nb.train', 'salt_predict': 'salt_nb.inference',
-         'salt_mosaic': 'salt_nb.mosaic', 'salt_demo': 'salt_nb.demo', 'salt_synth': 'salt_nb.synth'}
+
+def console_scripts(settings=REPO/'settings.ini') -> dict:
+    "The console scripts that settings.ini declares, as {name: (module, function)}."
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(settings)
+    scripts = {}
+    for entry in cfg['DEFAULT'].get('console_scripts', '').split():
+        name, target = entry.split('=', 1)
+        mod, fn = target.split(':', 1)
+        scripts[name] = (mod, fn)
+    return scripts
+
+SCRIPTS = console_scripts()
+ENTRY = {name: mod for name, (mod, fn) in SCRIPTS.items()}   # {name: module}, for older callers
 
 def cli_cmd(name, tmp_path) -> list:
     "The installed console script `name`, else a script file calling its function (before `pip install -e .`)."
     exe = Path(sys.executable).parent/name
     if exe.exists(): return [str(exe)]
     if shutil.which(name): return [shutil.which(name)]
-    fn = 'synth_cli' if name == 'salt_synth' else name
+    mod, fn = SCRIPTS[name]
     script = tmp_path/f'{name}_script.py'  # call_parse parses argv only when run as a script file
-    script.write_text(f'from {ENTRY[name]} import {fn}\n{fn}()\n')
+    script.write_text(f'from {mod} import {fn}\n{fn}()\n')
     return [sys.executable, str(script)]
 
 def cli_env(**env) -> dict:
@@ -25,6 +37,43 @@ def run_cli(name, tmp_path, *args, timeout=300, **env):
     "Run console script `name` with `args` on this checkout's salt_nb; return the CompletedProcess (text output)."
     return subprocess.run([*cli_cmd(name, tmp_path), *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           env=cli_env(**env))
+
+def _read_until_eof(fd, proc, deadline) -> tuple[bytes, bool]:
+    "Everything written to the pty master `fd` until EOF (EIO on Linux once the child's side closes); (bytes, timed out)."
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0: return b''.join(chunks), True
+        r, _, _ = select.select([fd], [], [], min(left, 1.0))
+        if not r:
+            if proc.poll() is not None and not select.select([fd], [], [], 0.2)[0]: return b''.join(chunks), False
+            continue
+        try: data = os.read(fd, 65536)
+        except OSError as e:
+            if e.errno == errno.EIO: return b''.join(chunks), False
+            raise
+        if not data: return b''.join(chunks), False
+        chunks.append(data)
+
+def run_pty(name, tmp_path, *args, timeout=300, columns=100, **env) -> subprocess.CompletedProcess:
+    "Run console script `name` in a pseudo-terminal (stdin/stdout/stderr a tty, TERM=xterm, `columns` wide), as a person does; `stdout` holds all its output (text, '\\r\\n' lines), `stderr` is ''."
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 30, columns, 0, 0))
+    env = cli_env(TERM='xterm', COLUMNS=columns, LINES=30, **env)
+    cmd = [*cli_cmd(name, tmp_path), *map(str, args)]
+    try:
+        proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tmp_path,
+                                start_new_session=True, close_fds=True)
+    finally: os.close(slave)
+    try:
+        out, timed_out = _read_until_eof(master, proc, time.monotonic() + timeout)
+        if timed_out:
+            os.killpg(proc.pid, signal.SIGKILL)   # the child's own session: only what this test started
+            proc.wait()
+            raise subprocess.TimeoutExpired(cmd, timeout, output=out.decode(errors='replace')[-4000:])
+        rc = proc.wait(timeout=60)
+    finally: os.close(master)
+    return subprocess.CompletedProcess(cmd, rc, out.decode(errors='replace'), '')
 
 def tiny_synth(tmp_path_factory, section_tiles=(4, 2)):
     "A tiny synthetic Kaggle-layout folder: 2 sections of `section_tiles` tiles, half of them test."

@@ -1,4 +1,4 @@
-"""Speed of `salt_nb.inference.predict_probs` (flip TTA on by default) on this machine.
+"""Speed of `salt_nb.predict.predict_probs` (flip TTA on by default) on this machine.
 
     python bench/bench_predict.py [--model small] [--kwargs JSON] [--geometry pad128] [--n 512] [--bs 64] [--no-tta] [--full]
                                   [--device cpu|cuda] [--threads N]
@@ -10,8 +10,8 @@ Prints the machine (CPU, cores, torch threads, load average: the machine may be 
 """
 import argparse, json, os, platform, time
 import numpy as np, torch
-from salt_nb.runs import RunConfig, build_model, use_bf16, keep_freed_memory
-from salt_nb.inference import predict_probs
+from salt_nb.runs import RunConfig, build_model, use_bf16, keep_freed_memory, default_device
+from salt_nb.predict import predict_probs
 
 N_TEST = 19000
 
@@ -43,7 +43,7 @@ def main():
         model = get_model(a.model, in_ch=cfg.in_channels, **cfg.model_kwargs)
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
-    device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = str(default_device(a.device))
     n = N_TEST if a.full else a.n
     imgs = np.random.default_rng(0).integers(0, 256, (n, 101, 101), dtype=np.uint8)
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} threads {torch.get_num_threads()}, "

@@ -84,7 +84,7 @@ def saved_epoch(lines) -> int:
 
 
 def is_temp(name: str) -> bool:
-    "Whether a file name looks like a temporary file (`.x.tmp123-4`, `x.tmp`, `x~`, `.~lock`)."
+    "Whether a file name looks like a temporary file (`.x.tmp-host-123-4`, `x.tmp`, `x~`, `.~lock`)."
     return '.tmp' in name or name.endswith('~') or name.startswith('.~') or name.endswith('.part')
 
 
@@ -175,10 +175,10 @@ def summary_rows(report: dict) -> list:
 
 
 def blame(kills: list, chk: dict, failure: str | None = None) -> None:
-    "Mark the kills of a run survived or not: a leftover `.x.tmp<pid>-...` is the fault of the kill of process `pid`, a failed resume of the kill before it, other problems of all."
+    "Mark the kills of a run survived or not: a leftover `.x.tmp-<host>-<pid>-...` is the fault of the kill of process `pid`, a failed resume of the kill before it, other problems of all."
     mine = {}
     for f in chk.get('extra', []):
-        m = re.search(r'\.tmp(\d+)', Path(f).name)
+        m = re.search(r'\.tmp-.+-(\d+)-\d+$', Path(f).name)
         if m and is_temp(Path(f).name) and any(k.get('pid') == int(m[1]) for k in kills): mine.setdefault(int(m[1]), []).append(f)
     attributed = {f for fs in mine.values() for f in fs}
     other = [p for p in chk['problems'] if not any(f in p for f in attributed)]
@@ -202,7 +202,7 @@ def failure_lines(report: dict) -> list:
             if not k['survived']:
                 causes.append(f"salt_{name}: output {k['state']}" + (f", temp files left {k['temp_after_rerun']} after the next run"
                               if k['temp_after_rerun'] else ', temp file left by the kill' if k['temp'] else ''))
-    n = Counter(re.sub(r'\.tmp\d+-\d+', '.tmp<pid>-<thread>', c) for c in causes)   # one line for any process's temporary file
+    n = Counter(re.sub(r'\.tmp-[^/\s]+?-\d+-\d+', '.tmp-<host>-<pid>-<thread>', c) for c in causes)   # one line for any process's temporary file
     return [f"FAILED x{k}: {c}" for c, k in n.most_common()]
 
 
@@ -219,8 +219,8 @@ def slow_cli(argv):
     delay, pattern, name, args = float(argv[0]), re.compile(argv[1]), argv[2], argv[3:]
     import importlib
     mod = importlib.import_module(ENTRY[name])
-    import salt_nb.data
-    orig = salt_nb.data.atomic_write
+    import salt_nb.files
+    orig = salt_nb.files.atomic_write
 
     def atomic_write(path, write):
         if not pattern.search(str(path)): return orig(path, write)
@@ -523,7 +523,7 @@ def temp_beside(out: Path) -> list:
 
 
 def write_json_atomic(path, obj) -> None:
-    from salt_nb.data import atomic_write
+    from salt_nb.files import atomic_write
     atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, default=str).encode()))
 
 

@@ -52,7 +52,7 @@ def split_overrides(over: str) -> list[str]:
 
 def parse(spec: str):
     "A RunConfig from 'preset_or_yaml[:key=value,...]'."
-    from salt_nb.train import get_config
+    from salt_nb.runs import get_config
     name, _, over = spec.partition(':')
     return get_config(name, **parse_set(split_overrides(over))).replace(empty_frac=1.)
 
@@ -66,7 +66,8 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=None)
     a = p.parse_args(argv)
     from salt_nb.data import load_tgs, find_tgs
-    from salt_nb.learner import salt_dls, salt_learner
+    from salt_nb.dataloaders import salt_dls
+    from salt_nb.learner import salt_learner
     from salt_nb.runs import keep_freed_memory
     keep_freed_memory()                             # as salt_train does
     if a.threads: torch.set_num_threads(a.threads)

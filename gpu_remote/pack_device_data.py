@@ -20,7 +20,8 @@ def main(argv=None):
     p.add_argument('--test', type=int, default=2000, help='how many test tiles to include (the first N of test/images)')
     p.add_argument('--max-mb', type=float, default=52, help='fail if the file is larger (MB)')
     a = p.parse_args(argv)
-    from salt_nb.data import load_tgs, find_tgs, save_packed, check_out_file
+    from salt_nb.data import load_tgs, find_tgs, save_packed
+    from salt_nb.files import check_out_file
     if Path(a.out).suffix != '.npz': sys.exit(f'pack_device_data: {a.out} must end in .npz')
     try: out = check_out_file(a.out, flag='out')
     except ValueError as e: sys.exit(f'pack_device_data: {e}')

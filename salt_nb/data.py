@@ -4,17 +4,17 @@
 
 # %% ../nbs/01_data.ipynb #7a7ccbff
 from __future__ import annotations
-import os, hashlib, threading, warnings, zipfile, zlib
+import os, hashlib, warnings, zipfile, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 from fastprogress.fastprogress import progress_bar
+from .files import atomic_write, check_in_file, check_out_file
 
 # %% auto #0
-__all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'check_in_file',
-           'read_csv_checked', 'atomic_write', 'check_out_file', 'save_packed', 'load_tgs', 'coverage',
-           'coverage_class', 'is_vertical_mask', 'stratified_folds', 'grouped_folds']
+__all__ = ['TILE', 'find_tgs', 'rle_encode', 'rle_decode', 'TileSet', 'read_tile', 'SaltData', 'read_csv_checked', 'save_packed',
+           'load_tgs', 'coverage', 'coverage_class', 'is_vertical_mask', 'stratified_folds', 'grouped_folds']
 
 # %% ../nbs/01_data.ipynb #c263b6e2
 TILE = 101  # side of a TGS tile in pixels
@@ -155,15 +155,6 @@ def _check_ids(listed, found, what_listed, what_found):
     norow = found.difference(listed)
     if len(norow): raise ValueError(f"{len(norow)} file(s) in {what_found} have no row in {what_listed}, e.g. {list(norow[:3])}")
 
-# %% ../nbs/01_data.ipynb #a766cd43
-def check_in_file(path, flag: str = '') -> Path:
-    "An input file path checked before any slow work: it exists and is not a folder; raises naming `flag` and the path."
-    path = Path(path).expanduser()
-    name = f"{flag} {path}" if flag else str(path)
-    if path.is_dir(): raise ValueError(f"{name}: is a folder, expected a file")
-    if not path.exists(): raise FileNotFoundError(f"{name}: no such file")
-    return path
-
 # %% ../nbs/01_data.ipynb #3b90ea14
 def read_csv_checked(fn, cols, rows: bool = False) -> pd.DataFrame:
     "A CSV read as strings, checked: a file, parseable, holding `cols` (and a row if `rows`); errors name the file."
@@ -207,32 +198,6 @@ def _cache_file(path: Path, cache_dir=None) -> Path:
     folder = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     d = Path(cache_dir or os.environ.get('SALT_NB_CACHE') or Path.home()/'.cache'/'salt_nb')
     return d/f"tgs-{path.name}-{folder}-{h.hexdigest()[:16]}.npz"
-
-# %% ../nbs/01_data.ipynb #92142670
-def atomic_write(path, write) -> Path:
-    "Call `write(f)` on a temporary file beside `path`, then rename it over `path`: all or nothing."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")   # unique per process and thread
-    try:
-        with open(tmp, 'wb') as f:
-            write(f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    return path
-
-# %% ../nbs/01_data.ipynb #14b73e55
-def check_out_file(path, flag: str = '--out') -> Path:
-    "An output file path checked before any slow work: not a folder, its folder created if missing; raises naming `flag`."
-    path = Path(path).expanduser()
-    if path.is_dir(): raise ValueError(f"{flag} {path}: is a folder; give a file path")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent: parent = parent.parent
-    if not parent.is_dir(): raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
-    try: path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise ValueError(f"{flag} {path}: cannot create its folder ({e.strerror})") from None
-    if not os.access(path.parent, os.W_OK): raise ValueError(f"{flag} {path}: cannot write in {path.parent}")
-    return path
 
 # %% ../nbs/01_data.ipynb #c824d6b9
 def save_packed(data: SaltData, fn, test=True, compress: bool = False) -> Path:

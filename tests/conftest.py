@@ -1,5 +1,5 @@
 "Shared helpers for the command-line tests: run a salt_nb console script as a user would (through pipes or in a terminal)."
-import configparser, errno, fcntl, os, select, shutil, signal, struct, subprocess, sys, termios, time
+import configparser, errno, fcntl, os, re, select, shutil, signal, struct, subprocess, sys, termios, time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,8 +38,8 @@ def run_cli(name, tmp_path, *args, timeout=300, **env):
     return subprocess.run([*cli_cmd(name, tmp_path), *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           env=cli_env(**env))
 
-def _read_until_eof(fd, proc, deadline) -> tuple[bytes, bool]:
-    "Everything written to the pty master `fd` until EOF (EIO on Linux once the child's side closes); (bytes, timed out)."
+def _read_until_eof(fd, proc, deadline, on_output=None) -> tuple[bytes, bool]:
+    "Everything written to the pty master `fd` until EOF (EIO on Linux once the child's side closes); (bytes, timed out). `on_output(all bytes so far)` after each read."
     chunks = []
     while True:
         left = deadline - time.monotonic()
@@ -54,9 +54,10 @@ def _read_until_eof(fd, proc, deadline) -> tuple[bytes, bool]:
             raise
         if not data: return b''.join(chunks), False
         chunks.append(data)
+        if on_output is not None: on_output(b''.join(chunks))
 
-def run_pty(name, tmp_path, *args, timeout=300, columns=100, **env) -> subprocess.CompletedProcess:
-    "Run console script `name` in a pseudo-terminal (stdin/stdout/stderr a tty, TERM=xterm, `columns` wide), as a person does; `stdout` holds all its output (text, '\\r\\n' lines), `stderr` is ''."
+def run_pty(name, tmp_path, *args, timeout=300, columns=100, ctrl_c_after=None, **env) -> subprocess.CompletedProcess:
+    "Run console script `name` in a pseudo-terminal (stdin/stdout/stderr a tty, TERM=xterm, `columns` wide), as a person does; `stdout` holds all its output (text, '\\r\\n' lines), `stderr` is ''. `ctrl_c_after`: press Ctrl-C (SIGINT to the command's process group) once its output matches this regex."
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 30, columns, 0, 0))
     env = cli_env(TERM='xterm', COLUMNS=columns, LINES=30, **env)
@@ -66,7 +67,11 @@ def run_pty(name, tmp_path, *args, timeout=300, columns=100, **env) -> subproces
                                 start_new_session=True, close_fds=True)
     finally: os.close(slave)
     try:
-        out, timed_out = _read_until_eof(master, proc, time.monotonic() + timeout)
+        pressed = []
+        def ctrl_c(out: bytes):
+            if ctrl_c_after and not pressed and re.search(ctrl_c_after.encode(), out):
+                pressed.append(1); os.killpg(proc.pid, signal.SIGINT)
+        out, timed_out = _read_until_eof(master, proc, time.monotonic() + timeout, ctrl_c)
         if timed_out:
             os.killpg(proc.pid, signal.SIGKILL)   # the child's own session: only what this test started
             proc.wait()

@@ -37,19 +37,6 @@ def test_time_to_score_learning_curve(tmp_path, data):
     assert (c['config']['seed'], a['config']['seed']) == (7, 42) and ids('seed') == ids('all')   # another seed, same split
 
 
-def test_time_to_score_ema(tmp_path, data):
-    r = tts(tmp_path, '--data', data, '--epochs', 2, '--out', tmp_path/'ema', '--ema', '0.9,0.99')
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    res = json.loads((tmp_path/'ema'/'time_to_score.json').read_text())['ema']
-    assert res['start'] == 0 and sorted(res['scores']) == ['0.9', '0.99']          # one_cycle: averaged from the start
-    for s in res['scores'].values(): assert all(0 <= s[k] <= 1 for k in ('score_t05', 'score_tuned', 'score_cv_tuned'))
-    assert (tmp_path/'ema'/'checkpoints'/'fold0_ema0.99.pth').exists() and 'decay 0.99 (from epoch 0' in r.stdout
-    bad = tts(tmp_path, '--data', data, '--epochs', 2, '--out', tmp_path/'x', '--ema', '1.5')
-    assert bad.returncode != 0 and 'must be in (0, 1)' in bad.stderr
-    late = tts(tmp_path, '--data', data, '--epochs', 2, '--out', tmp_path/'x', '--ema', '0.9', '--ema-start', 2)
-    assert late.returncode != 0 and 'must be an epoch of the run (0 to 1)' in late.stderr
-
-
 @pytest.mark.parametrize('bad', ['0', 'one'])
 def test_time_to_score_bad_drop(tmp_path, data, bad):
     r = tts(tmp_path, '--data', data, '--epochs', 1, '--out', tmp_path/'x', '--drop-folds', bad)

@@ -97,20 +97,20 @@ def test_pick_target_and_summary():
     picks = Counter(fi.pick_target(Counter(epoch=3, checkpoint=3, oof=1, tuning=3), rng) for _ in range(200))
     assert set(picks) == {'oof', 'random'} and picks['oof'] > picks['random']
     kill = lambda phase, ok, **kw: dict(phase=phase, survived=ok, file=None, **kw)
-    report = dict(train=dict(kills=[kill('epoch', True), kill('checkpoint', False, cause='extra [.oof.npz.tmp1-2]'), kill('exit', True)],
+    report = dict(train=dict(kills=[kill('epoch', True), kill('checkpoint', False, cause='extra [.oof.npz.tmp-vm-1-2]'), kill('exit', True)],
                              runs=[dict(ok=False, kills=2, problems=['x']), dict(ok=True, kills=1, problems=[])]),
                   predict=dict(kills=[dict(state='old', mid_write=True, temp=['.s.tmp1'], temp_after_rerun=[], survived=True)]))
     rows = fi.summary_rows(report)
     assert rows[0][:3] == ('salt_train: epoch', 1, 1) and rows[1][:3] == ('salt_train: checkpoint', 1, 0)
     assert ('salt_train: exit', 1, 1) == rows[4][:3] and rows[5][:3] == ('salt_train: all', 3, 2)
     assert rows[6][:3] == ('salt_predict', 1, 1) and '1 left temp files, 0 still there' in rows[6][3]
-    assert fi.failure_lines(report) == ['FAILED x1: salt_train, kill in checkpoint: extra [.oof.npz.tmp<pid>-<thread>]']
+    assert fi.failure_lines(report) == ['FAILED x1: salt_train, kill in checkpoint: extra [.oof.npz.tmp-<host>-<pid>-<thread>]']
     assert fi.format_table(rows).splitlines()[0].split() == ['what', 'kills', 'survived', 'notes']
 
 
 def test_blame():
     kills = [dict(pid=11), dict(pid=12), dict(pid=13)]
-    tmp = 'checkpoints/.fold0_best.pth.tmp12-999'
+    tmp = 'checkpoints/.fold0_best.pth.tmp-vm-12-999'
     fi.blame(kills, dict(problems=[f"extra ['{tmp}']", f"unreadable {tmp}: ValueError: unexpected file"], extra=[tmp]))
     assert [k['survived'] for k in kills] == [True, False, True] and tmp in kills[1]['cause']
     kills[0]['epochs_redone'] = 2

@@ -2,7 +2,9 @@
 import numpy as np, pandas as pd, pytest, torch
 from salt_nb.data import rle_decode
 from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
-from salt_nb.inference import save_postprocess, load_probs, salt_predict
+from salt_nb.postprocess import save_postprocess
+from salt_nb.probs import load_probs
+from salt_nb.inference import salt_predict
 
 from conftest import run_cli, tiny_synth
 
@@ -37,7 +39,7 @@ def run_dir(tmp_path_factory):
 def test_help(tmp_path):
     r = run(tmp_path, '--help')
     assert r.returncode == 0, r.stderr
-    for opt in ['--model', '--data', '--out', '--probs', '--no-tta', '--device', '--bs', '--workers', '--threshold', '--mosaics', '--no-mosaic_up']:
+    for opt in ['--model', '--data', '--out', '--probs', '--no-tta', '--device', '--bs', '--threads', '--threshold', '--mosaics', '--no-mosaic_up']:
         assert opt in r.stdout, opt
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from salt_nb.data import TILE, TileSet, SaltData, load_tgs
 from salt_nb.metrics import precision_iou, competition_metric
-from salt_nb.inference import apply_postprocess
+from salt_nb.postprocess import apply_postprocess
 from salt_nb.analysis import make_report, simulate_probs, error_table, load_oof
 from salt_nb.eda import eda_figures
 from conftest import run_cli
@@ -109,7 +109,7 @@ def test_report_interrupted_keeps_old_files(tmp_path, monkeypatch):
 
 def test_report_every_file_through_atomic_write(tmp_path, monkeypatch):
     import salt_nb.analysis as analysis, salt_nb.eda as eda
-    from salt_nb.data import atomic_write
+    from salt_nb.files import atomic_write
     seen = []
     rec = lambda path, write: seen.append(Path(path)) or atomic_write(path, write)
     for m in (analysis, eda): monkeypatch.setattr(m, 'atomic_write', rec)
@@ -131,7 +131,7 @@ def test_eda_figures_interrupted_keeps_old_png(tmp_path, monkeypatch):
 def test_demo_every_file_through_atomic_write(tmp_path, monkeypatch):
     "The demo's own files (EDA figures, submissions, summary.json) all go through `atomic_write`; training is faked."
     import salt_nb.demo as demo, salt_nb.eda as eda, salt_nb.inference as inference
-    from salt_nb.data import atomic_write
+    from salt_nb.files import atomic_write
     from salt_nb.synth import make_synthetic
     monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
     syn = make_synthetic(tmp_path/'syn', n_sections=1, section_tiles=(4, 3), progress=False)

@@ -45,7 +45,7 @@ def test_interrupted_rewrite_keeps_old_folder(tmp_path, monkeypatch):
 
 def test_every_file_goes_through_atomic_write(tmp_path, monkeypatch):
     import salt_nb.synth as synth
-    from salt_nb.data import atomic_write
+    from salt_nb.files import atomic_write
     seen = []
     monkeypatch.setattr(synth, 'atomic_write', lambda path, write: seen.append(path) or atomic_write(path, write))
     out = synth.make_synthetic(tmp_path/'s', n_sections=1, section_tiles=(2, 2), progress=False)

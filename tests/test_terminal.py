@@ -32,7 +32,7 @@ def run_dir(tmp_path_factory):
     "A run folder as salt_train leaves it (two untrained tiny fold checkpoints and a postprocess.json), made in-process."
     import torch
     from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
-    from salt_nb.inference import save_postprocess
+    from salt_nb.postprocess import save_postprocess
     torch.manual_seed(0)
     cfg = RunConfig(model='tiny', geometry='resize64')
     rd = RunDir(tmp_path_factory.mktemp('runs')/'run')
@@ -159,3 +159,18 @@ def test_missing_input_in_terminal(tmp_path, name):
     assert len(errors) == 1 and errors[0].startswith(f'{name}: error:'), out[-3000:]
     assert any(s in errors[0] for s in ('no_such', 'busy')), errors[0]
     assert not (tmp_path/'run').exists() and not (tmp_path/'demo').exists()   # nothing half-written
+
+
+def test_ctrl_c_then_resume(tmp_path, data):
+    "Ctrl-C in the second epoch ends salt_train with one line (exit 130); rerun, it is refused; with --resume, bars on, it finishes."
+    args = [data, '--out', tmp_path/'run', '--config', 'demo', '--epochs', 4]
+    env = dict(SALT_NB_CACHE=tmp_path/'cache', OMP_WAIT_POLICY=os.environ.get('OMP_WAIT_POLICY', 'PASSIVE'))
+    r = run_pty('salt_train', tmp_path, *args, ctrl_c_after=r'Epoch 2/4', timeout=400, **env)
+    out = r.stdout.replace('\r\n', '\n')
+    assert 'Traceback' not in out and r.returncode == 130, out[-3000:]
+    assert re.search(r'^salt_train: interrupted: .*--resume', out, re.M), out[-1000:]
+    r = run_pty('salt_train', tmp_path, *args, timeout=400, **env)
+    assert r.returncode != 0 and 'holds an unfinished run' in r.stdout, r.stdout[-2000:]
+    r = run_pty('salt_train', tmp_path, *args, '--resume', timeout=400, **env)
+    check_ok('salt_train --resume', r.returncode, r.stdout.replace('\r\n', '\n'))
+    assert '100.00%' in r.stdout and json.loads((tmp_path/'run'/'metrics.json').read_text())['oof'] is not None

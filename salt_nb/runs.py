@@ -7,9 +7,7 @@ from __future__ import annotations
 import json, difflib, dataclasses, importlib, importlib.resources, pickle, re, shutil, types, typing, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-import numpy as np
-import torch
-import yaml
+import numpy as np, torch, yaml
 from .data import TILE
 from .files import atomic_write
 from .geometry import Geometry

@@ -166,7 +166,8 @@ class RunConfig:
         "Read a config written by `to_yaml` (or by hand: only the keys that differ from the defaults are needed)."
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"missing config file {path}")
-        d = yaml.safe_load(path.read_text()) or {}
+        try: d = yaml.safe_load(path.read_text()) or {}
+        except yaml.MarkedYAMLError as e: raise ValueError(f"{path}: not valid YAML: {e.problem} (line {e.problem_mark.line + 1})") from None
         if not isinstance(d, dict): raise ValueError(f"{path}: a config is a YAML mapping, got {type(d).__name__}")
         try: return cls.from_dict(d)
         except ValueError as e: raise ValueError(f"{path}: {e}") from None
@@ -237,7 +238,7 @@ def load_plain(path, what: str = 'checkpoint', hint: str = '') -> object:
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, KeyError, AttributeError, ImportError) as e:
         why = ("it holds objects other than tensors and plain data (not loaded)" if isinstance(e, pickle.UnpicklingError)
-               else (str(e).strip().splitlines() or [type(e).__name__])[0])
+               else (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0])
         raise ValueError(f"{path}: not a readable {what} (truncated or corrupt): {why}{hint}") from None
 
 def load_checkpoint(path, device='cpu', trust_code: bool = False) -> tuple:

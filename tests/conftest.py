@@ -84,3 +84,14 @@ def tiny_synth(tmp_path_factory, section_tiles=(4, 2)):
     "A tiny synthetic Kaggle-layout folder: 2 sections of `section_tiles` tiles, half of them test."
     from salt_nb.synth import make_synthetic
     return make_synthetic(tmp_path_factory.mktemp('synth')/'tgs', n_sections=2, section_tiles=section_tiles, progress=False)
+
+def untrained_run(path, geometry='pad128', n_folds=2):
+    "A run folder as salt_train leaves it, made in-process: `n_folds` untrained `tiny` fold checkpoints and a postprocess.json."
+    import torch
+    from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
+    from salt_nb.postprocess import save_postprocess
+    torch.manual_seed(0)
+    cfg, rd = RunConfig(model='tiny', geometry=geometry), RunDir(path)
+    for k in range(n_folds): save_checkpoint(rd.best(k), build_model(cfg), cfg, fold=k)
+    save_postprocess(dict(threshold=0.5, min_area=10, cls_threshold=None, score_oof=0.0), rd.path)
+    return rd.path

@@ -2,11 +2,10 @@
 import numpy as np, pandas as pd, pytest, torch
 from salt_nb.data import rle_decode
 from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
-from salt_nb.postprocess import save_postprocess
 from salt_nb.probs import load_probs
 from salt_nb.inference import salt_predict
 
-from conftest import run_cli, tiny_synth
+from conftest import run_cli, tiny_synth, untrained_run
 
 
 def run(tmp_path, *args):
@@ -28,12 +27,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope='module')
 def run_dir(tmp_path_factory):
     "A run folder with two untrained fold checkpoints and a postprocess.json."
-    torch.manual_seed(0)
-    cfg = _tiny_cfg()
-    rd = RunDir(tmp_path_factory.mktemp('runs')/'run')
-    for k in range(2): save_checkpoint(rd.best(k), build_model(cfg), cfg, fold=k)
-    save_postprocess(dict(threshold=0.5, min_area=10, cls_threshold=None, score_oof=0.0), rd.path)
-    return rd.path
+    return untrained_run(tmp_path_factory.mktemp('runs')/'run')
 
 
 def test_help(tmp_path):

@@ -3,7 +3,7 @@ and through a pipe (`| cat`), on a tiny synthetic dataset; exit code, output fil
 import json, os, re
 import numpy as np, pandas as pd, pytest, yaml
 
-from conftest import SCRIPTS, run_cli, run_pty, tiny_synth
+from conftest import SCRIPTS, run_cli, run_pty, tiny_synth, untrained_run
 
 MODES = ['pty', 'pipe']
 
@@ -30,15 +30,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope='module')
 def run_dir(tmp_path_factory):
     "A run folder as salt_train leaves it (two untrained tiny fold checkpoints and a postprocess.json), made in-process."
-    import torch
-    from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
-    from salt_nb.postprocess import save_postprocess
-    torch.manual_seed(0)
-    cfg = RunConfig(model='tiny', geometry='resize64')
-    rd = RunDir(tmp_path_factory.mktemp('runs')/'run')
-    for k in range(2): save_checkpoint(rd.best(k), build_model(cfg), cfg, fold=k)
-    save_postprocess(dict(threshold=0.5, min_area=10, cls_threshold=None, score_oof=0.0), rd.path)
-    return rd.path
+    return untrained_run(tmp_path_factory.mktemp('runs')/'run', geometry='resize64')
 
 
 def score_of(out) -> float:

@@ -13,10 +13,6 @@ def run(tmp_path, *args):
     return run_cli('salt_predict', tmp_path, *args, SALT_NB_CACHE=tmp_path/'cache')
 
 
-def _tiny_cfg() -> RunConfig:
-    "The smallest model of salt_nb.models, reflect-padded to 128."
-    return RunConfig(model='tiny', geometry='pad128')
-
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):

@@ -5,96 +5,23 @@
 # %% ../nbs/13_mosaic.ipynb #0f7f51ab
 from __future__ import annotations
 import math, sys, time
+from collections import defaultdict
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from .data import TILE, TileSet, SaltData, load_tgs, grouped_folds, is_vertical_mask
 from .files import atomic_write, check_out_file, command_errors
+from .mosaic_match import edge_descriptors, edge_matches
 
 # %% auto #0
-__all__ = ['STEPS', 'MOSAIC_COLUMNS', 'edge_descriptors', 'edge_matches', 'reconstruct', 'adjacent_pairs', 'adjacency_scores',
-           'all_tiles', 'group_table', 'read_groups', 'mosaic_folds', 'vertical_chains', 'propagate_vertical',
-           'mosaic_summary', 'write_mosaics', 'salt_mosaic', 'mosaic_positions']
+__all__ = ['STEPS', 'MOSAIC_COLUMNS', 'seam_graph', 'unconfirmed', 'seam_groups', 'contradicted', 'reconstruct', 'adjacent_pairs',
+           'adjacency_scores', 'all_tiles', 'group_table', 'read_groups', 'mosaic_folds', 'vertical_chains',
+           'propagate_vertical', 'mosaic_summary', 'write_mosaics', 'salt_mosaic', 'mosaic_positions']
 
 # %% ../nbs/13_mosaic.ipynb #a12653d5
 STEPS = np.array([(1, 0), (0, 1)])  # grid step (dx, dy) of direction 0 (right) and 1 (down)
-
-def _stdz(v: np.ndarray) -> np.ndarray:
-    "Rows standardised to mean 0 and std 1 (float32)."
-    v = v - v.mean(1, keepdims=True)
-    return (v / (v.std(1, keepdims=True) + 1e-6)).astype(np.float32)
-
-# %% ../nbs/13_mosaic.ipynb #925a27c1
-def edge_descriptors(images: np.ndarray, min_std: float = 2.0) -> list:
-    "For direction 0 (right) and 1 (down): (out, into, out_ok, into_ok) standardised edge vectors and usability flags."
-    im = np.asarray(images)
-    if im.ndim != 3 or im.shape[1] < 2 or im.shape[2] < 2: raise ValueError(f"edge_descriptors expects (N, H, W) images, got shape {im.shape}")
-    flat = im.reshape(len(im), -1)
-    blank = flat.min(1) == flat.max(1)
-    res = []
-    for a in (im.transpose(0, 2, 1), im):  # for 'right' the columns play the role of rows
-        last, prev = a[:, -1].astype(np.float32), a[:, -2].astype(np.float32)
-        first, second = a[:, 0].astype(np.float32), a[:, 1].astype(np.float32)
-        out = _stdz(np.concatenate([last, 2*last - prev], 1))
-        into = _stdz(np.concatenate([2*first - second, first], 1))
-        res.append((out, into, (last.std(1) >= min_std) & ~blank, (first.std(1) >= min_std) & ~blank))
-    return res
-
-# %% ../nbs/13_mosaic.ipynb #cd4b1be5
-def _pca(x: np.ndarray, dim: int, seed: int = 0):
-    "(mean, (D, dim) projection) onto the leading principal axes of the rows of `x`, fitted on a sample."
-    s = x[np.random.default_rng(seed).permutation(len(x))[:4000]].astype(np.float64)
-    mu = s.mean(0); s = s - mu
-    _, v = np.linalg.eigh(s.T @ s)
-    return mu.astype(np.float32), v[:, ::-1][:, :dim].astype(np.float32).copy()
-
-def _knn(base: np.ndarray, queries: np.ndarray, k: int, n_trees: int, search_k: int, seed: int) -> np.ndarray:
-    "Approximate k nearest rows of `base` for each query row (annoy, euclidean); -1 pads short lists."
-    from annoy import AnnoyIndex
-    idx = AnnoyIndex(base.shape[1], 'euclidean'); idx.set_seed(seed)
-    for i, v in enumerate(base): idx.add_item(i, v)
-    idx.build(n_trees, n_jobs=1)
-    out = np.full((len(queries), k), -1, np.int64)
-    for j, v in enumerate(queries):
-        r = idx.get_nns_by_vector(v, k, search_k)
-        out[j, :len(r)] = r
-    return out
-
-def _rerank(I, qfull, bfull, qidx, bidx):
-    "Exact distances of candidate lists (self excluded), sorted: (candidates, distances), both (n, k)."
-    valid = I >= 0
-    cand = np.where(valid, bidx[I.clip(0)], -1)
-    D = np.linalg.norm(qfull[qidx][:, None] - bfull[cand.clip(0)], axis=2)
-    D[~valid | (cand == qidx[:, None])] = np.inf
-    o = np.argsort(D, 1, kind='stable')
-    return np.take_along_axis(cand, o, 1), np.take_along_axis(D, o, 1)
-
-# %% ../nbs/13_mosaic.ipynb #4751bb55
-_MATCH_COLS = dict(a=int, b=int, dir=int, dist=float, rank=int, ratio=float, mutual=bool)
-
-def edge_matches(images: np.ndarray, min_std: float = 2.0, k: int = 8, dim: int = 32, n_trees: int = 8,
-                 search_k: int = -1, seed: int = 0) -> pd.DataFrame:
-    "Candidate seams (a, b, dir, dist, rank, ratio, mutual): each usable out-edge's `k` nearest in-edges."
-    rows = []
-    for d, (out, into, ook, iok) in enumerate(edge_descriptors(images, min_std)):
-        qi, ci = np.flatnonzero(ook), np.flatnonzero(iok)
-        if len(qi) < 2 or len(ci) < 2: continue
-        mu, P = _pca(np.concatenate([out[qi], into[ci]]), min(dim, out.shape[1]), seed)
-        po, pi = (out - mu) @ P, (into - mu) @ P
-        kk = min(k, len(ci), len(qi))
-        Cf, Df = _rerank(_knn(pi[ci], po[qi], kk, n_trees, search_k, seed), out, into, qi, ci)
-        Cb, Db = _rerank(_knn(po[qi], pi[ci], kk, n_trees, search_k, seed), into, out, ci, qi)
-        back = np.full(len(out), -1); back[ci] = Cb[:, 0]
-        rback = np.full(len(out), np.inf); rback[ci] = Db[:, 0] / np.maximum(Db[:, 1], 1e-6)
-        rf = Df[:, 0] / np.maximum(Df[:, 1], 1e-6)
-        scale = np.sqrt(2*out.shape[1])
-        for r in range(kk):
-            ok = np.isfinite(Df[:, r]); b = Cf[ok, r]
-            rows.append(pd.DataFrame(dict(a=qi[ok], b=b, dir=d, dist=Df[ok, r] / scale, rank=r,
-                                          ratio=np.maximum(rf[ok], rback[b]) if r == 0 else np.inf,
-                                          mutual=(back[b] == qi[ok]) if r == 0 else False)))
-    if not rows: return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _MATCH_COLS.items()})
-    return pd.concat(rows, ignore_index=True).astype(_MATCH_COLS)
 
 # %% ../nbs/13_mosaic.ipynb #842be545
 class _Placer:
@@ -158,12 +85,94 @@ def _free_matches(m: pd.DataFrame, P: _Placer, max_dist: float) -> pd.DataFrame:
     j['ratio'] = np.maximum(j.dist / np.maximum(j.second, 1e-6), j.dist_b / np.maximum(j.second_b, 1e-6))
     return j.loc[j.dist < max_dist, ['a', 'b', 'dir', 'dist', 'ratio']].sort_values(['ratio', 'dist'], kind='stable', ignore_index=True)
 
+# %% ../nbs/13_mosaic.ipynb #496c072e
+def _free_rounds(P: _Placer, m: pd.DataFrame, max_dist: float, max_ratio: float, passes: int, tol: float) -> list:
+    "Up to `passes` rounds of the ratio test among free edges (`_free_matches`), merged in order; the seams merged."
+    done = []
+    for _ in range(passes):
+        new = [(a, b, d) for a, b, d in _free_matches(m, P, max_dist).query('ratio < @max_ratio')[['a', 'b', 'dir']].to_numpy()
+               if P.try_merge(a, b, d, tol=tol)]
+        if not new: break
+        done += new
+    return done
+
+# %% ../nbs/13_mosaic.ipynb #21b1562b
+def _corner_rounds(P: _Placer, weak: np.ndarray, max_mean: float, tol: float, passes: int = 3):
+    "Up to `passes` rounds over weak candidates (a, b, dir) that merge only where they create two or more good seams."
+    for _ in range(passes):
+        if not sum(P.try_merge(a, b, d, 2, max_mean, tol) for a, b, d in weak if P.comp[a] != P.comp[b]): break
+
+# %% ../nbs/13_mosaic.ipynb #33735f82
+def seam_graph(P: _Placer, max_dist: float) -> list:
+    "Seams (a, b, dir) between neighbouring tiles of `P`'s grids whose edges are usable and whose distance is <= `max_dist`."
+    return sorted((t, g[(x + dx, y + dy)], d) for g in P.cells.values() for (x, y), t in g.items()
+                  for d, (dx, dy) in enumerate(STEPS)
+                  if (x + dx, y + dy) in g and P.seam_dist(t, g[(x + dx, y + dy)], d) <= max_dist)  # nan (unusable): False
+
+# %% ../nbs/13_mosaic.ipynb #ce486279
+def unconfirmed(seams, loose) -> set:
+    "The `loose` seams (a, b, dir) that lie on no cycle of the graph of `seams`: nothing else joins their two sides."
+    adj = defaultdict(set)
+    for a, b, _ in seams: adj[a].add(b); adj[b].add(a)
+    out = set()
+    for a, b, d in loose:
+        if b not in adj[a]: continue                 # no longer neighbours (or no evidence): nothing to confirm
+        seen, todo, found = {a}, [a], False
+        while todo and not found:                    # a path from a to b that does not use the seam itself
+            u = todo.pop()
+            for w in adj[u]:
+                if u == a and w == b: continue
+                if w == b: found = True; break
+                if w not in seen: seen.add(w); todo.append(w)
+        if not found: out.add((a, b, d))
+    return out
+
+# %% ../nbs/13_mosaic.ipynb #6a952d08
+def seam_groups(n: int, seams, cut=(), drop=()) -> np.ndarray:
+    "A group per tile 0..n-1: connected components of `seams` without the `cut` seams and the seams of `drop` tiles."
+    cut, drop = set(cut), set(np.asarray(drop, int).tolist())
+    e = np.array([(a, b) for a, b, d in seams if (a, b, d) not in cut and a not in drop and b not in drop], int).reshape(-1, 2)
+    return connected_components(coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)), directed=False)[1]
+
+# %% ../nbs/13_mosaic.ipynb #052bdd42
+def contradicted(comp: np.ndarray, pos: np.ndarray, cand: pd.DataFrame) -> np.ndarray:
+    "Tiles that two candidate seams (a, b, dir) agree to put on one cell other than the tile's own."
+    A, B, D = cand.a.to_numpy(), cand.b.to_numpy(), cand.dir.to_numpy()
+    t, partner = np.concatenate([B, A]), np.concatenate([A, B])
+    cell = np.concatenate([pos[A] + STEPS[D], pos[B] - STEPS[D]])   # where each candidate puts the tile t
+    df = pd.DataFrame(dict(t=t, c=comp[partner], x=cell[:, 0], y=cell[:, 1]))
+    df = df[(df.c != comp[df.t]) | (df.x != pos[df.t, 0]) | (df.y != pos[df.t, 1])]
+    n = df.groupby(['t', 'c', 'x', 'y']).size()
+    return np.unique(n[n >= 2].index.get_level_values('t').to_numpy()).astype(int)
+
+# %% ../nbs/13_mosaic.ipynb #5690ecde
+def _numbered(ids: np.ndarray, comp: np.ndarray, pos: np.ndarray) -> pd.DataFrame:
+    "Positions table (id, mosaic_id, x, y) of the tiles in groups `comp` of two or more, numbered by size (0 the largest)."
+    cid, size = np.unique(comp, return_counts=True)
+    keep = cid[size >= 2]; order = keep[np.argsort(-size[size >= 2], kind='stable')]
+    rank = np.full(len(comp), -1); rank[order] = np.arange(len(order))
+    sel = np.flatnonzero(rank[comp] >= 0)
+    df = pd.DataFrame(dict(id=ids[sel], mosaic_id=rank[comp[sel]], x=pos[sel, 0], y=pos[sel, 1]))
+    df[['x', 'y']] -= df.groupby('mosaic_id')[['x', 'y']].transform('min')
+    return df.sort_values(['mosaic_id', 'y', 'x'], ignore_index=True)
+
+# %% ../nbs/13_mosaic.ipynb #b4b6d43e
+def _numbered(ids: np.ndarray, comp: np.ndarray, pos: np.ndarray) -> pd.DataFrame:
+    "Positions table (id, mosaic_id, x, y) of the tiles in groups `comp` of two or more, numbered by size (0 the largest)."
+    cid, size = np.unique(comp, return_counts=True)
+    keep = cid[size >= 2]; order = keep[np.argsort(-size[size >= 2], kind='stable')]
+    rank = np.full(int(comp.max(initial=-1)) + 1, -1); rank[order] = np.arange(len(order))
+    sel = np.flatnonzero(rank[comp] >= 0)
+    df = pd.DataFrame(dict(id=ids[sel], mosaic_id=rank[comp[sel]], x=pos[sel, 0], y=pos[sel, 1]))
+    df[['x', 'y']] -= df.groupby('mosaic_id')[['x', 'y']].transform('min')
+    return df.sort_values(['mosaic_id', 'y', 'x'], ignore_index=True)
+
 # %% ../nbs/13_mosaic.ipynb #cba6be4e
 def reconstruct(tiles, max_ratio: float = 0.7, max_dist: float = 0.7, bad_dist: float = 0.9, weak_mean: float = 0.6,
                 long_bonus: float = 0.2, strong_tol: float = 2.0, weak_tol: float = 1.25, weak_max: float = 0.8,
-                weak_rank: int = 4, free_ratio: float = 0.7, free_passes: int = 3, min_std: float = 2.0, k: int = 8,
-                dim: int = 32, n_trees: int = 8, seed: int = 0,
-                matches: pd.DataFrame | None = None) -> pd.DataFrame:
+                weak_rank: int = 4, free_ratio: float = 0.7, free_passes: int = 3, loose_ratio: float | None = 0.95,
+                loose_dist: float = 0.4, check: bool = True, min_std: float = 2.0, k: int = 8, dim: int = 32,
+                n_trees: int = 8, seed: int = 0, matches: pd.DataFrame | None = None) -> pd.DataFrame:
     "Mosaics from edge matching: DataFrame(id, mosaic_id, x, y) of tiles in mosaics of >= 2 tiles, 0 the largest."
     if isinstance(tiles, TileSet): ids, images = tiles.ids, tiles.images
     else: images = np.asarray(tiles); ids = np.arange(len(images))
@@ -179,19 +188,14 @@ def reconstruct(tiles, max_ratio: float = 0.7, max_dist: float = 0.7, bad_dist: 
     strong = m.mutual & (m.ratio < max_ratio) & (m.dist < max_dist)
     for a, b, d in m[strong].sort_values(['ratio', 'dist'], kind='stable')[['a', 'b', 'dir']].to_numpy():
         P.try_merge(a, b, d, tol=strong_tol)
-    for _ in range(free_passes):
-        if not sum(P.try_merge(a, b, d, tol=strong_tol) for a, b, d in
-                   _free_matches(m, P, max_dist).query('ratio < @free_ratio')[['a', 'b', 'dir']].to_numpy()): break
+    _free_rounds(P, m, max_dist, free_ratio, free_passes, strong_tol)
     weak = m[~strong & (m.dist < weak_max) & (m['rank'] < weak_rank)].sort_values('dist', kind='stable')[['a', 'b', 'dir']].to_numpy()
-    for _ in range(3):
-        if not sum(P.try_merge(a, b, d, 2, weak_mean, weak_tol) for a, b, d in weak if P.comp[a] != P.comp[b]): break
-    cid, size = np.unique(P.comp, return_counts=True)
-    keep = cid[size >= 2]; order = keep[np.argsort(-size[size >= 2], kind='stable')]
-    rank = np.full(n, -1); rank[order] = np.arange(len(order))
-    sel = np.flatnonzero(rank[P.comp] >= 0)
-    df = pd.DataFrame(dict(id=ids[sel], mosaic_id=rank[P.comp[sel]], x=P.pos[sel, 0], y=P.pos[sel, 1]))
-    df[['x', 'y']] -= df.groupby('mosaic_id')[['x', 'y']].transform('min')
-    return df.sort_values(['mosaic_id', 'y', 'x'], ignore_index=True)
+    _corner_rounds(P, weak, weak_mean, weak_tol)
+    loose = _free_rounds(P, m, loose_dist, loose_ratio, free_passes, strong_tol) if loose_ratio else []
+    if loose: _corner_rounds(P, weak, weak_mean, weak_tol)   # corners that close loops across the loose seams
+    seams = seam_graph(P, bad_dist)
+    drop = contradicted(P.comp, P.pos, m[strong]) if check else ()
+    return _numbered(ids, seam_groups(n, seams, unconfirmed(seams, loose), drop), P.pos)
 
 # %% ../nbs/13_mosaic.ipynb #79412a85
 def adjacent_pairs(df: pd.DataFrame, group: str = 'mosaic_id') -> set:

@@ -37,6 +37,14 @@ def test_free_edge_rounds_add_without_errors(synthetic):
     assert s1['tp'] >= s0['tp'] and s1['n_pred'] - s1['tp'] <= s0['n_pred'] - s0['tp'], (s0, s1)
 
 
+def test_loose_round_confirmed_by_loops(synthetic):
+    "A lax loose round (any ratio, distance up to 0.7) adds true seams only: the ones no loop confirms are cut again."
+    p, data, pos = synthetic
+    tiles = all_tiles(data); ex = tiles.ids[tiles.blank]
+    s0 = adjacency_scores(reconstruct(tiles, loose_ratio=None, check=False), pos, exclude=ex)
+    s1 = adjacency_scores(reconstruct(tiles, loose_ratio=1.01, loose_dist=0.7), pos, exclude=ex)
+    assert s1['precision'] >= 0.995 and s1['tp'] > s0['tp'], (s0, s1)
+
 def test_cli_writes_csv(synthetic, tmp_path):
     p, data, pos = synthetic
     out = tmp_path/'mosaics.csv'

@@ -18,7 +18,12 @@ $(VENV)/.installed: settings.ini setup.py
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-.venv: $(VENV)/.installed
+# Jupyter reads the settings in $(VENV)/etc/jupyter: the repository's pre-save hook keeps saved notebooks clean.
+JUPYTER_CFG := $(VENV)/etc/jupyter/jupyter_server_config.py
+$(JUPYTER_CFG): jupyter_server_config.py | $(VENV)/.installed
+	mkdir -p $(@D) && ln -sf ../../../jupyter_server_config.py $@
+
+.venv: $(VENV)/.installed $(JUPYTER_CFG)
 
 ## Run the main job end to end into $(OUT): synthetic data unless DATA=path/to/kaggle/folder.
 demo: .venv

@@ -8,11 +8,17 @@ import io
 import numpy as np, pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.backend_bases import MouseButton
+from fastcore.basics import patch
+from PIL import Image
 from .data import TILE, TileSet, SaltData, coverage
+from .eda import gray_rgb, blend
 
 # %% auto #0
-__all__ = ['MosaicData', 'assemble_mosaic', 'plot_mosaic', 'MosaicViewer']
+__all__ = ['MosaicData', 'assemble_mosaic', 'plot_mosaic', 'canvas_figure', 'canvas_event', 'view_limits', 'zoom_about',
+           'cell_at', 'tile_png', 'MosaicViewer']
 
 # %% ../nbs/14_mosaic_viewer.ipynb #fcd997bd
 def _mask_dict(preds) -> dict:
@@ -92,39 +98,100 @@ def plot_mosaic(data, mosaics_df: pd.DataFrame, mosaic_id: int, pred_masks=None,
         fig.savefig(fname, dpi=100, bbox_inches='tight'); plt.close(fig)
     return fig
 
-# %% ../nbs/14_mosaic_viewer.ipynb #8f01516d
-def _fig_png(fig, dpi=72) -> bytes:
-    "PNG bytes of a figure, which is then closed."
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(fig)
+# %% ../nbs/14_mosaic_viewer.ipynb #432cd699
+def canvas_figure(width: int, height: int, dpi: int = 64):
+    "A Figure of `width` x `height` screen pixels on a bare ipympl canvas widget (`fig.canvas`), and its one full-size axes."
+    from ipympl.backend_nbagg import Canvas, FigureManager
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)   # a power of two: exact sizes, no 1-pixel rescaling
+    canvas = Canvas(fig); m = FigureManager(canvas, 0)
+    for cid in (m.key_press_handler_id, m.button_press_handler_id, getattr(m, 'scroll_handler_id', None)):
+        if cid is not None: canvas.mpl_disconnect(cid)   # matplotlib's own shortcuts ('s' saves, 'left' goes back...)
+    canvas.header_visible = canvas.footer_visible = canvas.resizable = False
+    canvas.toolbar_visible = False
+    ax = fig.add_axes((0, 0, 1, 1)); ax.set_axis_off()
+    return fig, ax
+
+# %% ../nbs/14_mosaic_viewer.ipynb #93f9b19a
+def canvas_event(fig, kind: str, x: float = 0, y: float = 0, button: int = 0, buttons: int = 0, key: str | None = None,
+                 step: float = 0):
+    "Play a browser event on `fig`'s ipympl canvas as its frontend sends it: `x`, `y` in screen pixels from the top left."
+    msg = {'type': kind, 'x': x, 'y': y, 'button': button, 'buttons': buttons, 'modifiers': [], 'step': step}
+    if key is not None: msg['key'] = 'k' + key
+    fig.canvas._handle_message(fig.canvas, msg, [])
+
+# %% ../nbs/14_mosaic_viewer.ipynb #53b1fb74
+def view_limits(center, zoom: float, size) -> tuple:
+    "x and y limits (y pointing down) of a `size` = (width, height) pixel view at `zoom` screen pixels per image pixel around `center`."
+    (cx, cy), (w, h) = center, size
+    hw, hh = w / 2 / zoom, h / 2 / zoom
+    return (cx - hw, cx + hw), (cy + hh, cy - hh)
+
+# %% ../nbs/14_mosaic_viewer.ipynb #d1703fda
+def zoom_about(center, point, zoom: float, new_zoom: float) -> tuple:
+    "New view centre that keeps image `point` under the cursor when the zoom goes from `zoom` to `new_zoom`."
+    f = zoom / new_zoom
+    return (point[0] + (center[0] - point[0]) * f, point[1] + (center[1] - point[1]) * f)
+
+# %% ../nbs/14_mosaic_viewer.ipynb #8ba9119e
+def cell_at(x, y, shape, tile: int = TILE) -> tuple | None:
+    "Grid cell (cx, cy) under image point (`x`, `y`) of a mosaic of `shape` = (nx, ny) cells, or None outside it."
+    if x is None or y is None: return None
+    cx, cy = int(np.floor((x + .5) / tile)), int(np.floor((y + .5) / tile))
+    return (cx, cy) if 0 <= cx < shape[0] and 0 <= cy < shape[1] else None
+
+# %% ../nbs/14_mosaic_viewer.ipynb #c5017f0a
+def tile_png(image, mask=None, pred=None, scale: int = 2) -> bytes:
+    "PNG of a tile enlarged `scale` times pixel for pixel, the train `mask` shaded yellow and the prediction `pred` cyan."
+    rgb = gray_rgb(image)
+    if mask is not None: rgb = blend(rgb, mask, (1., .9, 0.), .3)
+    if pred is not None: rgb = blend(rgb, np.asarray(pred, float) > .5, (0., .9, 1.), .3)
+    a = np.repeat(np.repeat((rgb * 255).round().astype(np.uint8), scale, 0), scale, 1)
+    buf = io.BytesIO(); Image.fromarray(a).save(buf, format='png')
     return buf.getvalue()
 
 # %% ../nbs/14_mosaic_viewer.ipynb #84483941
 class MosaicViewer:
-    "ipywidgets browser of mosaics: choose a mosaic, toggle overlays, zoom, contrast, and inspect one tile."
-    def __init__(self, data: SaltData, mosaics_df: pd.DataFrame, pred_masks=None, mosaic_id: int | None = None):
+    "ipywidgets browser of mosaics on an interactive canvas: drag to pan, wheel to zoom, click a tile to inspect it."
+    def __init__(self, data: SaltData, mosaics_df: pd.DataFrame, pred_masks=None, mosaic_id: int | None = None,
+                 width: int = 600, height: int = 420):
         import ipywidgets as W
         self.md, self.df, self.preds = MosaicData(data), mosaics_df.astype({'id': str}), _mask_dict(pred_masks)
         if not len(self.df): raise ValueError("MosaicViewer: the mosaics table is empty")
         sizes = self.df.mosaic_id.value_counts()
         sizes = sizes.iloc[np.lexsort((sizes.index.to_numpy(), -sizes.to_numpy()))]
         opts = [(f'mosaic {m} ({n} tiles)', int(m)) for m, n in sizes.items()]
-        self.dropdown = W.Dropdown(options=opts, value=opts[0][1] if mosaic_id is None else int(mosaic_id), description='mosaic')
-        self.show_masks = W.Checkbox(value=True, description='train masks')
-        self.show_preds = W.Checkbox(value=bool(self.preds), description='predictions', disabled=not self.preds)
-        self.show_test = W.Checkbox(value=True, description='mark test tiles')
-        self.zoom = W.FloatSlider(value=1.0, min=0.5, max=3.0, step=0.25, description='zoom')
-        self.contrast = W.IntRangeSlider(value=(0, 255), min=0, max=255, description='grey range')
-        self.x, self.y = W.IntText(value=0, description='tile x'), W.IntText(value=0, description='tile y')
-        self.image, self.tile_image = W.Image(format='png'), W.Image(format='png')
-        self.info = W.HTML()
-        self._quiet = False
-        for w in (self.show_masks, self.show_preds, self.show_test, self.zoom, self.contrast):
-            w.observe(self._on_change, names='value')
+        self.size, self.center, self._drag, self._quiet = (width, height), (0., 0.), None, False
+        self.fig, self.ax = canvas_figure(width, height); self.fig.canvas.capture_scroll = True
+        row = lambda ws: W.HBox(ws, layout=W.Layout(flex_flow='row wrap'))
+        self.dropdown = W.Dropdown(options=opts, value=opts[0][1] if mosaic_id is None else int(mosaic_id), description='mosaic',
+                                   layout=W.Layout(width='240px'))
+        self.show_masks = W.Checkbox(value=True, description='train masks', indent=False, layout=W.Layout(width='110px'))
+        self.show_preds = W.Checkbox(value=bool(self.preds), description='predictions', disabled=not self.preds, indent=False,
+                                     layout=W.Layout(width='110px'))
+        self.show_test = W.Checkbox(value=True, description='mark test tiles', indent=False, layout=W.Layout(width='130px'))
+        self.zoom = W.FloatLogSlider(value=1., base=2, min=-3, max=3, step=.25, description='zoom', readout_format='.2f',
+                                     layout=W.Layout(width='280px'))
+        self.fit_button = W.Button(description='fit', tooltip='show the whole mosaic', layout=W.Layout(width='50px'))
+        self.contrast = W.IntRangeSlider(value=(0, 255), min=0, max=255, description='grey range', continuous_update=False,
+                                         layout=W.Layout(width='300px'))
+        self.x, self.y = [W.IntText(value=0, description=d, style={'description_width': '45px'}, layout=W.Layout(width='150px'))
+                          for d in ('tile x', 'tile y')]
+        self.tile_image = W.Image(format='png', width=2 * TILE, height=2 * TILE,
+                                  layout=W.Layout(width=f'{2 * TILE}px', height=f'{2 * TILE}px', display='none'))
+        self.info, self.view_label = W.HTML(), W.HTML()
+        for w in (self.show_masks, self.show_preds, self.show_test, self.contrast): w.observe(self._on_change, names='value')
         self.dropdown.observe(self._on_mosaic, names='value')
+        self.zoom.observe(lambda ch: self._quiet or self._apply_view(), names='value')
+        self.fit_button.on_click(lambda b: self.fit())
         for w in (self.x, self.y): w.observe(self._on_tile, names='value')
-        self.widget = W.VBox([W.HBox([self.dropdown, self.zoom, self.contrast]),
-                              W.HBox([self.show_masks, self.show_preds, self.show_test]), self.image,
-                              W.HBox([self.x, self.y]), W.HBox([self.tile_image, self.info])])
+        for ev, f in (('button_press_event', self._on_press), ('motion_notify_event', self._on_motion),
+                      ('button_release_event', self._on_release), ('scroll_event', self._on_scroll), ('key_press_event', self._on_key)):
+            self.fig.canvas.mpl_connect(ev, f)
+        side = W.VBox([self.x, self.y, self.tile_image, self.info],
+                      layout=W.Layout(flex='0 0 240px', width='240px', overflow='auto', max_height=f'{height}px'))
+        view = W.Box([self.fig.canvas], layout=W.Layout(flex='0 1 auto', min_width='0', overflow='auto'))
+        self.widget = W.VBox([row([self.dropdown, self.zoom, self.fit_button, self.contrast]),
+                              row([self.show_masks, self.show_preds, self.show_test, self.view_label]), W.HBox([view, side])])
         self._on_mosaic()
 
     @property
@@ -132,56 +199,135 @@ class MosaicViewer:
     @property
     def cells(self) -> pd.DataFrame: return self.df[self.df.mosaic_id == self.mosaic]
     @property
-    def png(self) -> bytes: return self.image.value
+    def origin(self) -> tuple: c = self.cells; return int(c.x.min()), int(c.y.min())
+    @property
+    def shape(self) -> tuple: c = self.cells; return int(c.x.max() - c.x.min() + 1), int(c.y.max() - c.y.min() + 1)
     @property
     def tile_png(self) -> bytes: return self.tile_image.value
-
-    def _on_mosaic(self, change=None):
-        "New mosaic: select its first tile (top row, leftmost)."
-        c = self.cells.sort_values(['y', 'x']).iloc[0]
-        self._quiet = True
-        try: self.x.value, self.y.value = int(c.x), int(c.y)
-        finally: self._quiet = False
-        self.show_tile(); self.render()
-    def _on_change(self, change=None): self.render()
-    def _on_tile(self, change=None):
-        if self._quiet: return
-        self.show_tile(); self.render()
+    @property
+    def png(self) -> bytes:
+        "The canvas as PNG bytes, as the browser shows it."
+        buf = io.BytesIO(); self.fig.savefig(buf, format='png'); return buf.getvalue()
 
     def tile_at(self, x: int, y: int) -> str | None:
         "Id of the tile on cell (x, y) of the current mosaic, or None."
         c = self.cells; hit = c[(c.x == x) & (c.y == y)]
         return hit.id.iloc[0] if len(hit) else None
 
-    def render(self):
-        "Redraw the current mosaic into the image widget."
-        c = self.cells; nx, ny = c.x.max() - c.x.min() + 1, c.y.max() - c.y.min() + 1
-        w = 6 * self.zoom.value
-        fig, ax = plt.subplots(figsize=(w, w * ny / nx + 0.4))
-        plot_mosaic(self.md, self.df, self.mosaic, self.preds or None, ax=ax, show_masks=self.show_masks.value,
-                    show_preds=self.show_preds.value, show_test=self.show_test.value, vmin=self.contrast.value[0],
-                    vmax=self.contrast.value[1], selected=(self.x.value - c.x.min(), self.y.value - c.y.min()))
-        self.image.value = _fig_png(fig)
-
-    def show_tile(self):
-        "Fill the tile panel for the selected cell."
-        i = self.tile_at(self.x.value, self.y.value)
-        if i is None:
-            self.info.value = f"<b>no tile</b> at x={self.x.value}, y={self.y.value} of mosaic {self.mosaic}"
-            self.tile_image.value = b''; return
-        m, p = self.md.mask(i), self.preds.get(i)
-        cov = f"{coverage(m):.1%}" if m is not None else 'unknown (test tile)'
-        self.info.value = (f"<b>{i}</b> ({'train' if self.md.is_train(i) else 'test'})<br>cell x={self.x.value}, "
-                           f"y={self.y.value} of mosaic {self.mosaic}<br>depth {self.md.depth(i):.0f}<br>coverage {cov}"
-                           + (f"<br>predicted coverage {np.mean(np.asarray(p) > 0.5):.1%}" if p is not None else ''))
-        fig, axs = plt.subplots(1, 2, figsize=(4, 2))
-        axs[0].imshow(self.md.image(i), cmap='gray', vmin=0, vmax=255); axs[0].set_title('image', fontsize=8)
-        axs[1].imshow(m if m is not None else np.zeros((TILE, TILE)), cmap='gray', vmin=0, vmax=1)
-        if p is not None: axs[1].contour(np.asarray(p, float), levels=[0.5], colors='cyan', linewidths=0.8)
-        axs[1].set_title('mask' if m is not None else 'no mask (test)', fontsize=8)
-        for ax in axs: ax.set_xticks([]); ax.set_yticks([])
-        self.tile_image.value = _fig_png(fig)
-
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
+
+# %% ../nbs/14_mosaic_viewer.ipynb #b3d13d2e
+@patch
+def render(self: MosaicViewer):
+    "Redraw the current mosaic with its overlays and the selected cell, then apply the view."
+    ax = self.ax; ax.clear()
+    plot_mosaic(self.md, self.df, self.mosaic, self.preds or None, ax=ax, show_masks=self.show_masks.value,
+                show_preds=self.show_preds.value, show_test=self.show_test.value, vmin=self.contrast.value[0],
+                vmax=self.contrast.value[1], title='')
+    ax.set_axis_off(); ax.set_aspect('auto'); ax.set_autoscale_on(False)
+    self._sel = ax.add_patch(Rectangle((0, 0), TILE, TILE, fill=False, lw=2, ec='red'))
+    self._show_selection(); self._apply_view()
+
+@patch
+def _apply_view(self: MosaicViewer):
+    "Set the axes limits from the view centre and zoom, and redraw the canvas."
+    xl, yl = view_limits(self.center, self.zoom.value, self.size)
+    self.ax.set_xlim(*xl); self.ax.set_ylim(*yl)
+    self.view_label.value = f"x {max(xl[0], 0):.0f}-{xl[1]:.0f}, y {max(yl[1], 0):.0f}-{yl[0]:.0f} px at zoom {self.zoom.value:.2f}"
+    self.fig.canvas.draw_idle()
+
+@patch
+def fit(self: MosaicViewer):
+    "Zoom (in steps of the slider) and centre so that the whole mosaic is in view."
+    nx, ny = self.shape
+    z = min(self.size[0] / (nx * TILE), self.size[1] / (ny * TILE))
+    self._quiet = True
+    try: self.zoom.value = float(np.clip(2 ** (np.floor(np.log2(z) * 4) / 4), 1 / 8, 8))
+    finally: self._quiet = False
+    self.center = ((nx * TILE - 1) / 2, (ny * TILE - 1) / 2); self._apply_view()
+
+@patch
+def select(self: MosaicViewer, x: int, y: int):
+    "Select cell (`x`, `y`) of the mosaics table: outline it and fill the tile panel."
+    self._quiet = True
+    try: self.x.value, self.y.value = int(x), int(y)
+    finally: self._quiet = False
+    self.show_tile(); self._show_selection(); self.fig.canvas.draw_idle()
+
+@patch
+def _show_selection(self: MosaicViewer):
+    ox, oy = self.origin
+    self._sel.set_xy(((self.x.value - ox) * TILE - .5, (self.y.value - oy) * TILE - .5))
+
+@patch
+def show_tile(self: MosaicViewer):
+    "Fill the tile panel for the selected cell (hidden when the cell has no tile)."
+    i = self.tile_at(self.x.value, self.y.value)
+    if i is None:
+        self.info.value = f"<b>no tile</b> at x={self.x.value}, y={self.y.value} of mosaic {self.mosaic}"
+        self.tile_image.layout.display = 'none'; return
+    m, p = self.md.mask(i), self.preds.get(i)
+    cov = f"{coverage(m):.1%}" if m is not None else 'unknown (test tile)'
+    self.info.value = (f"<b>{i}</b> ({'train' if self.md.is_train(i) else 'test'})<br>cell x={self.x.value}, "
+                       f"y={self.y.value} of mosaic {self.mosaic}<br>depth {self.md.depth(i):.0f}<br>coverage {cov}"
+                       + (f"<br>predicted coverage {np.mean(np.asarray(p) > 0.5):.1%}" if p is not None else ''))
+    self.tile_image.value = tile_png(self.md.image(i), m if self.show_masks.value else None,
+                                     p if self.show_preds.value else None)
+    self.tile_image.layout.display = None
+
+# %% ../nbs/14_mosaic_viewer.ipynb #ace9d089
+@patch
+def _on_mosaic(self: MosaicViewer, change=None):
+    "New mosaic: select its first tile (top row, leftmost) and fit it into view."
+    c = self.cells.sort_values(['y', 'x']).iloc[0]
+    self._quiet = True
+    try: self.x.value, self.y.value = int(c.x), int(c.y)
+    finally: self._quiet = False
+    self.show_tile(); self.fit(); self.render()
+
+@patch
+def _on_change(self: MosaicViewer, change=None): self.show_tile(); self.render()
+
+@patch
+def _on_tile(self: MosaicViewer, change=None):
+    if not self._quiet: self.select(self.x.value, self.y.value)
+
+@patch
+def _on_press(self: MosaicViewer, e):
+    if e.button == 1 and e.inaxes is self.ax:
+        xl = self.ax.get_xlim(); self._drag = (e.x, e.y, self.center, (xl[1] - xl[0]) / self.ax.bbox.width)
+
+@patch
+def _on_motion(self: MosaicViewer, e):
+    "Drag with the left button: move the view with the mouse."
+    if self._drag is None: return
+    if e.buttons is not None and MouseButton.LEFT not in e.buttons: self._drag = None; return
+    x0, y0, (cx, cy), s = self._drag
+    if max(abs(e.x - x0), abs(e.y - y0)) > 3:
+        self.center = (cx - (e.x - x0) * s, cy + (e.y - y0) * s); self._apply_view()
+
+@patch
+def _on_release(self: MosaicViewer, e):
+    "A release near its press is a click: select the tile under it."
+    d, self._drag = self._drag, None
+    if d is None or max(abs(e.x - d[0]), abs(e.y - d[1])) > 3: return
+    cell = cell_at(e.xdata, e.ydata, self.shape)
+    if cell is not None: self.select(cell[0] + self.origin[0], cell[1] + self.origin[1])
+
+@patch
+def _on_scroll(self: MosaicViewer, e):
+    "The wheel zooms in or out by a slider step around the mouse pointer."
+    if e.xdata is None or not e.step: return
+    z = self.zoom.value; nz = float(np.clip(z * 2 ** (.25 * np.sign(e.step)), 1 / 8, 8))
+    if nz == z: return
+    self.center = zoom_about(self.center, (e.xdata, e.ydata), z, nz); self.zoom.value = nz
+
+@patch
+def _on_key(self: MosaicViewer, e):
+    "Arrow keys move the selection by one cell; + and - zoom."
+    steps = {'left': (-1, 0), 'right': (1, 0), 'up': (0, -1), 'down': (0, 1)}
+    if e.key in steps: self.select(self.x.value + steps[e.key][0], self.y.value + steps[e.key][1])
+    elif e.key in ('+', '=', '-'):
+        self.zoom.value = float(np.clip(self.zoom.value * 2 ** (.25 if e.key != '-' else -.25), 1 / 8, 8))

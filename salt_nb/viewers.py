@@ -7,15 +7,17 @@ from __future__ import annotations
 import io
 import numpy as np, pandas as pd
 import matplotlib
-from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from .data import TILE, coverage_class
-from .metrics import precision_iou
+from .metrics import precision_iou, iou_per_image
 from .eda import gray_rgb, blend
 from .postprocess import apply_postprocess, default_postprocess
 from .analysis import error_types, error_map, _size_group, SIZE_GROUPS, ERROR_TYPES
+from .mosaic_viewer import canvas_figure
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['compose_tile', 'MaskViewer']
+__all__ = ['GAP', 'BAND', 'compose_tile', 'threshold_readouts', 'compose_grid', 'grid_cell', 'MaskViewer']
 
 # %% ../nbs/24_viewers.ipynb #ea8830a6
 def _outline(m: np.ndarray) -> np.ndarray:
@@ -38,6 +40,38 @@ def compose_tile(image, truth=None, pred=None, prob=None, layers=('truth', 'pred
         rgb[_outline(np.asarray(truth, bool))] = (.1, 1., .2)
     return rgb.clip(0, 1)
 
+# %% ../nbs/24_viewers.ipynb #a935f08c
+def threshold_readouts(probs, truths, threshold: float = .5, min_area: int = 0) -> pd.DataFrame:
+    "Per-image readouts that depend on the threshold: score, IoU, predicted pixels, empty prediction and error type."
+    pred = apply_postprocess(np.asarray(probs), dict(threshold=float(threshold), min_area=min_area))
+    truths = np.asarray(truths, bool)
+    score, pred_px = precision_iou(pred, truths), pred.sum((1, 2))
+    return pd.DataFrame(dict(score=score, iou=iou_per_image(pred, truths), pred_px=pred_px, empty_pred=pred_px == 0,
+                             error=pd.Categorical(error_types(score, ~truths.any((1, 2)), pred_px == 0), ERROR_TYPES)))
+
+# %% ../nbs/24_viewers.ipynb #ad67a279
+GAP, BAND = 6, 12   # image pixels between tiles, and above each tile for its title
+
+def compose_grid(rgbs, ncols: int, nrows: int | None = None, tile: int = TILE) -> np.ndarray:
+    "One white RGB image of tiles `rgbs` (N, tile, tile, 3) in rows of `ncols`, each under a title band of `BAND` pixels."
+    n = len(rgbs); nrows = nrows or max(1, -(-n // ncols))
+    out = np.ones((nrows * (BAND + tile + GAP) - GAP, ncols * (tile + GAP) - GAP, 3), np.float32)
+    for j, rgb in enumerate(rgbs):
+        r, c = divmod(j, ncols); y, x = r * (BAND + tile + GAP) + BAND, c * (tile + GAP)
+        out[y:y + tile, x:x + tile] = rgb
+    return out
+
+# %% ../nbs/24_viewers.ipynb #66649b40
+def grid_cell(x, y, ncols: int, n: int, tile: int = TILE) -> int | None:
+    "Index of the tile (with its title band) under image point (`x`, `y`) of a `compose_grid` of `n` tiles, or None."
+    if x is None or y is None: return None
+    x, y = x + .5, y + .5                                  # imshow puts pixel centres at integers
+    cw, ch = tile + GAP, BAND + tile + GAP
+    c, r = int(x // cw), int(y // ch)
+    if x < 0 or y < 0 or c >= ncols or x - c * cw >= tile or y - r * ch >= BAND + tile: return None
+    j = r * ncols + c
+    return j if j < n else None
+
 # %% ../nbs/24_viewers.ipynb #f66249cf
 class MaskViewer:
     "Interactive grid of tiles: category filter, sorting, paging, layer toggles and a live threshold with its score."
@@ -45,8 +79,7 @@ class MaskViewer:
     SORTS = ('as given', 'score: worst first', 'score: best first', 'max probability: high first', 'coverage: high first')
 
     def __init__(self, images, truths=None, probs=None, ids=None, meta: pd.DataFrame | None = None, threshold: float = .5,
-                 min_area: int = 0, per_page: int = 8, ncols: int = 4, size: float = 1.6, max_categories: int = 30):
-        import ipywidgets as W
+                 min_area: int = 0, per_page: int = 6, ncols: int = 3, scale: int = 2, max_categories: int = 30):
         self.images = np.asarray(images); n = len(self.images)
         if self.images.ndim != 3: raise ValueError(f"MaskViewer: images must be (N, H, W), got {self.images.shape}")
         self.truths = None if truths is None else np.asarray(truths, bool)
@@ -62,36 +95,9 @@ class MaskViewer:
             if 'coverage_class' not in self.meta: self.meta['coverage_class'] = coverage_class(self.truths)
             if 'size' not in self.meta: self.meta['size'] = pd.Categorical(_size_group(self.meta.coverage_class.to_numpy()), SIZE_GROUPS)
         if self.probs is not None: self.meta['prob_max'] = self.probs.reshape(n, -1).max(1).astype(np.float32)
-        self.min_area, self.per_page, self.ncols, self.size, self.max_categories = min_area, per_page, ncols, size, max_categories
+        self.min_area, self.per_page, self.ncols, self.scale, self.max_categories = min_area, per_page, ncols, int(scale), max_categories
         self._busy = False
-        lay = W.Layout(width='auto')
-        self.filter_col = W.Dropdown(description='filter', layout=W.Layout(width='220px'))
-        self.filter_val = W.Dropdown(options=['(all)'], layout=W.Layout(width='160px'))
-        self.sort = W.Dropdown(options=[s for s in self.SORTS if self._sort_ok(s)], description='sort', layout=W.Layout(width='260px'))
-        self.prev, self.next = W.Button(description='◀ prev', layout=lay), W.Button(description='next ▶', layout=lay)
-        self.page = W.IntSlider(min=0, max=0, description='page', continuous_update=False)
-        self.page_label = W.Label()
-        self.layers = {k: W.Checkbox(value=k in ('truth', 'prediction'), description=k, indent=False, layout=W.Layout(width='100px'))
-                       for k in self.LAYERS}
-        self.threshold = W.FloatSlider(value=threshold, min=.05, max=.95, step=.01, description='threshold',
-                                       continuous_update=False, disabled=self.probs is None)
-        self.score_label = W.HTML()
-        self.tile = W.Dropdown(description='tile', layout=W.Layout(width='260px'))
-        self.info = W.HTML()
-        self.image = W.Image(format='png')
-        self._update_scores()
-        self.filter_col.options = ['(none)'] + self.categories()
-        self.filter_col.observe(self._on_filter_col, 'value')
-        for w in (self.filter_val, self.sort): w.observe(lambda ch: self._goto(0), 'value')
-        self.page.observe(lambda ch: self.refresh(), 'value')
-        for cb in self.layers.values(): cb.observe(lambda ch: self.refresh(), 'value')
-        self.threshold.observe(self._on_threshold, 'value')
-        self.tile.observe(lambda ch: self.refresh(), 'value')
-        self.prev.on_click(lambda b: self._goto(self.page.value - 1)); self.next.on_click(lambda b: self._goto(self.page.value + 1))
-        self.widget = W.VBox([W.HBox([self.filter_col, self.filter_val, self.sort]),
-                              W.HBox([self.prev, self.page, self.next, self.page_label]),
-                              W.HBox([*self.layers.values(), self.threshold]), self.score_label, self.image,
-                              W.HBox([self.tile]), self.info])
+        self._build(threshold)
         self.refresh()
 
     @classmethod
@@ -131,11 +137,11 @@ class MaskViewer:
         return apply_postprocess(p, dict(threshold=float(self.threshold.value), min_area=self.min_area))
 
     def _update_scores(self):
+        "Recompute every threshold-dependent column of `meta` (score, iou, pred_px, empty_pred, error)."
         if self.truths is None or self.probs is None: self.scores = None; return
-        pred = self.pred_masks()
-        self.scores = precision_iou(pred, self.truths)
-        self.meta['score'] = self.scores
-        self.meta['error'] = pd.Categorical(error_types(self.scores, ~self.truths.any((1, 2)), ~pred.any((1, 2))), ERROR_TYPES)
+        r = threshold_readouts(self.probs, self.truths, self.threshold.value, self.min_area)
+        for c in r.columns: self.meta[c] = r[c].values
+        self.scores = r.score.to_numpy()
 
     @property
     def visible(self) -> np.ndarray:
@@ -165,73 +171,149 @@ class MaskViewer:
         return (f"threshold {self.threshold.value:.2f}, min area {self.min_area}: score <b>{self.scores.mean():.4f}</b> "
                 f"on all {len(self.scores)} images; {sub}")
 
-    # ---- callbacks ----
-    def _on_filter_col(self, ch):
-        col = self.filter_col.value
-        vals = [] if col in (None, '(none)') else sorted(self.meta[col].astype(str).unique(), key=_natural)
-        self._busy = True
-        try: self.filter_val.options = ['(all)'] + vals; self.filter_val.value = '(all)'
-        finally: self._busy = False
-        self._goto(0)
+# %% ../nbs/24_viewers.ipynb #9d0a29eb
+@patch
+def _build(self: MaskViewer, threshold: float):
+    "Create the controls and the canvas, wire their callbacks, and lay them out to fit a laptop screen."
+    import ipywidgets as W
+    L = W.Layout
+    self.filter_val = W.Dropdown(options=['(all)'], value='(all)', layout=L(width='160px'))
+    self.sort = W.Dropdown(options=[s for s in self.SORTS if self._sort_ok(s)], description='sort', layout=L(width='260px'))
+    self.prev, self.next = W.Button(description='◀ prev', layout=L(width='auto')), W.Button(description='next ▶', layout=L(width='auto'))
+    self.page = W.IntSlider(min=0, max=0, description='page', continuous_update=False)
+    self.page_label = W.Label()
+    self.layers = {k: W.Checkbox(value=k in ('truth', 'prediction'), description=k, indent=False, layout=L(width='100px'))
+                   for k in self.LAYERS}
+    self.threshold = W.FloatSlider(value=threshold, min=.05, max=.95, step=.01, description='threshold',
+                                   continuous_update=False, disabled=self.probs is None)
+    self._update_scores()   # before the filter's options: they include the error types at this threshold
+    self.filter_col = W.Dropdown(options=['(none)'] + self.categories(), value='(none)', description='filter', layout=L(width='220px'))
+    self.score_label, self.info = W.HTML(), W.HTML()
+    self.tile = W.Dropdown(description='tile', layout=L(width='240px'))
+    self.rows = max(1, -(-self.per_page // self.ncols))
+    h, w = compose_grid(np.zeros((0, TILE, TILE, 3)), self.ncols, self.rows).shape[:2]
+    self.fig, self.ax = canvas_figure(w * self.scale, h * self.scale)
+    self.filter_col.observe(self._on_filter_col, 'value')
+    for c in (self.filter_val, self.sort): c.observe(lambda ch: self._goto(0), 'value')
+    self.page.observe(lambda ch: self.refresh(), 'value')
+    for cb in self.layers.values(): cb.observe(lambda ch: self.refresh(), 'value')
+    self.threshold.observe(self._on_threshold, 'value')
+    self.tile.observe(lambda ch: self.refresh(), 'value')
+    self.prev.on_click(lambda b: self._goto(self.page.value - 1)); self.next.on_click(lambda b: self._goto(self.page.value + 1))
+    self.fig.canvas.mpl_connect('button_press_event', self._on_click)
+    self.fig.canvas.mpl_connect('key_press_event', self._on_key)
+    box = L(flex_flow='row wrap')
+    grid = W.Box([self.fig.canvas], layout=L(flex='0 1 auto', min_width='0', overflow='auto', max_height='470px'))
+    side = W.VBox([self.score_label, self.tile, self.info], layout=L(flex='0 0 250px', width='250px', overflow='auto', max_height='470px'))
+    self.widget = W.VBox([W.HBox([self.filter_col, self.filter_val, self.sort], layout=box),
+                          W.HBox([self.prev, self.page, self.next, self.page_label], layout=box),
+                          W.HBox([*self.layers.values(), self.threshold], layout=box), W.HBox([grid, side])])
 
-    def _on_threshold(self, ch):
-        self._update_scores()
-        col = self.filter_col.value
-        if col == 'error':  # categories move with the threshold: keep the chosen value available
-            cur = self.filter_val.value; self._busy = True
-            try:
-                self.filter_val.options = ['(all)'] + sorted(set(self.meta.error.astype(str)) | ({cur} - {'(all)'}), key=_natural)
-                self.filter_val.value = cur
-            finally: self._busy = False
-        self._goto(min(self.page.value, self.n_pages - 1))
+# %% ../nbs/24_viewers.ipynb #fd3909bf
+@patch
+def _on_filter_col(self: MaskViewer, ch):
+    col = self.filter_col.value
+    vals = [] if col in (None, '(none)') else sorted(self.meta[col].astype(str).unique(), key=_natural)
+    self._busy = True
+    try: self.filter_val.options = ['(all)'] + vals; self.filter_val.value = '(all)'
+    finally: self._busy = False
+    self._goto(0)
 
-    def _goto(self, page: int):
-        if self._busy: return
-        self._busy = True
+@patch
+def _on_threshold(self: MaskViewer, ch):
+    self._update_scores()
+    if self.filter_col.value == 'error':  # categories move with the threshold: keep the chosen value available
+        cur = self.filter_val.value; self._busy = True
         try:
-            self.page.max = self.n_pages - 1
-            self.page.value = int(np.clip(page, 0, self.n_pages - 1))
+            self.filter_val.options = ['(all)'] + sorted(set(self.meta.error.astype(str)) | ({cur} - {'(all)'}), key=_natural)
+            self.filter_val.value = cur
         finally: self._busy = False
-        self.refresh()
+    self._goto(min(self.page.value, self.n_pages - 1))
 
-    def refresh(self):
-        "Update the page controls, score line, tile selector, metadata and picture from the current state."
-        if self._busy: return
-        self._busy = True
-        try:
-            self.page.max = self.n_pages - 1
-            pos = self.page_positions
-            self.page_label.value = f"{len(self.visible)} images, page {self.page.value + 1} of {self.n_pages}"
-            self.prev.disabled, self.next.disabled = self.page.value == 0, self.page.value >= self.n_pages - 1
-            opts = [(self.ids[i], int(i)) for i in pos]
-            cur = self.tile.value
-            self.tile.options = opts
-            self.tile.value = cur if cur in [o[1] for o in opts] else (opts[0][1] if opts else None)
-            self.score_label.value = self.score_text()
-            self.info.value = self.meta.loc[[self.tile.value]].T.to_html(header=False) if self.tile.value is not None else ''
-            self.image.value = self.render()
-        finally: self._busy = False
+@patch
+def _goto(self: MaskViewer, page: int, select: int | None = None):
+    "Show page `page` (clipped to the pages there are), selecting image position `select` if given."
+    if self._busy: return
+    self._busy = True
+    try:
+        self.page.max = self.n_pages - 1
+        self.page.value = int(np.clip(page, 0, self.n_pages - 1))
+        if select is not None: self.tile.options = [(self.ids[select], int(select))]; self.tile.value = int(select)
+    finally: self._busy = False
+    self.refresh()
 
-    def render(self) -> bytes:
-        "PNG bytes of the current page: a grid of tiles with the chosen layers, titles with id (and score)."
+@patch
+def select(self: MaskViewer, i: int):
+    "Select image position `i` (one of the visible images), turning to its page."
+    v = list(self.visible)
+    if i not in v: raise ValueError(f"MaskViewer.select: image {i} is not among the {len(v)} visible images")
+    j = v.index(i)
+    if j // self.per_page != self.page.value: self._goto(j // self.per_page, select=i)
+    else: self.tile.value = int(i)
+
+@patch
+def step(self: MaskViewer, k: int = 1):
+    "Select the `k`-th next (or previous, for negative `k`) visible tile, turning the page when needed."
+    v = list(self.visible)
+    if v: self.select(v[int(np.clip((v.index(self.tile.value) if self.tile.value in v else 0) + k, 0, len(v) - 1))])
+
+@patch
+def _on_click(self: MaskViewer, e):
+    "A click on a tile selects it."
+    j = grid_cell(e.xdata, e.ydata, self.ncols, len(self.page_positions))
+    if e.button == 1 and j is not None: self.tile.value = int(self.page_positions[j])
+
+@patch
+def _on_key(self: MaskViewer, e):
+    "Keyboard on the canvas: right/n and left/p step through tiles, page down/up turn pages."
+    if e.key in ('right', 'n'): self.step(1)
+    elif e.key in ('left', 'p'): self.step(-1)
+    elif e.key == 'pagedown': self._goto(self.page.value + 1)
+    elif e.key == 'pageup': self._goto(self.page.value - 1)
+
+# %% ../nbs/24_viewers.ipynb #1d8369a8
+@patch
+def refresh(self: MaskViewer):
+    "Update the page controls, score line, tile selector, metadata and picture from the current state."
+    if self._busy: return
+    self._busy = True
+    try:
+        self.page.max = self.n_pages - 1
         pos = self.page_positions
-        layers = tuple(k for k, cb in self.layers.items() if cb.value)
-        pred = self.pred_masks(pos)
-        nrows = max(1, -(-len(pos) // self.ncols))
-        fig = Figure(figsize=(self.size * self.ncols, self.size * nrows + .2))
-        axs = fig.subplots(nrows, self.ncols, squeeze=False)
-        for ax in axs.flat: ax.set_axis_off()
-        for j, (ax, i) in enumerate(zip(axs.flat, pos)):
-            ax.imshow(compose_tile(self.images[i], None if self.truths is None else self.truths[i], None if pred is None else pred[j],
-                                   None if self.probs is None else self.probs[i], layers), interpolation='nearest')
-            title = self.ids[i][:10] + ('' if self.scores is None else f"  {self.scores[i]:.1f}")
-            ax.set_title(title, fontsize=7)
-            if i == self.tile.value:
-                ax.set_axis_on(); ax.set_xticks([]); ax.set_yticks([])
-                for s in ax.spines.values(): s.set_color('gold'); s.set_linewidth(3)
-        fig.subplots_adjust(wspace=.05, hspace=.15, left=.01, right=.99, bottom=.01, top=1 - .25 / (self.size * nrows + .2))
-        buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=72)
-        return buf.getvalue()
+        self.page_label.value = f"{len(self.visible)} images, page {self.page.value + 1} of {self.n_pages}"
+        self.prev.disabled, self.next.disabled = self.page.value == 0, self.page.value >= self.n_pages - 1
+        opts = [(self.ids[i], int(i)) for i in pos]
+        cur = self.tile.value
+        self.tile.options = opts
+        self.tile.value = cur if cur in [o[1] for o in opts] else (opts[0][1] if opts else None)
+        self.score_label.value = self.score_text()
+        sel = self.tile.value
+        self.info.value = '' if sel is None else self.meta.loc[[sel]].T.to_html(header=False, float_format='{:.3f}'.format)
+        self.render()
+    finally: self._busy = False
+
+@patch
+def render(self: MaskViewer):
+    "Draw the current page on the canvas: tiles with the chosen layers, titles with id (and score), the selection framed."
+    pos, ax = self.page_positions, self.ax
+    layers = tuple(k for k, cb in self.layers.items() if cb.value)
+    pred = self.pred_masks(pos)
+    rgbs = [compose_tile(self.images[i], None if self.truths is None else self.truths[i], None if pred is None else pred[j],
+                         None if self.probs is None else self.probs[i], layers) for j, i in enumerate(pos)]
+    g = compose_grid(np.asarray(rgbs).reshape(-1, TILE, TILE, 3), self.ncols, self.rows)
+    ax.clear(); ax.set_axis_off()
+    ax.imshow(g, interpolation='nearest'); ax.set_xlim(-.5, g.shape[1] - .5); ax.set_ylim(g.shape[0] - .5, -.5)
+    fs = .55 * BAND * self.scale * 72 / self.fig.dpi
+    for j, i in enumerate(pos):
+        r, c = divmod(j, self.ncols); x, y = c * (TILE + GAP), r * (BAND + TILE + GAP)
+        ax.text(x, y + BAND - 2, self.ids[i][:10] + ('' if self.scores is None else f"  {self.scores[i]:.1f}"), fontsize=fs)
+        if i == self.tile.value: ax.add_patch(Rectangle((x - 2.5, y + BAND - 2.5), TILE + 4, TILE + 4, fill=False, lw=2.5, ec='gold'))
+    self.fig.canvas.draw_idle()
+
+@patch(as_prop=True)
+def png(self: MaskViewer) -> bytes:
+    "The canvas as PNG bytes, as the browser shows it."
+    buf = io.BytesIO(); self.fig.savefig(buf, format='png'); return buf.getvalue()
 
 # %% ../nbs/24_viewers.ipynb #6839478d
 def _natural(s: str):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_inference.ipynb #6b336da4
 from __future__ import annotations
-import sys, time
+import json, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse, Param
@@ -14,6 +14,7 @@ from .mosaic import mosaic_positions, vertical_chains, propagate_vertical
 from .runs import CHOICES, RunDir, list_checkpoints, fold_checkpoints, checkpoint_fold, keep_freed_memory
 from .postprocess import apply_postprocess, _check_params, load_postprocess, default_postprocess
 from .predict import predict_probs
+from .deploy import BACKENDS, onnx_sidecar
 from .probs import Probs, save_probs, ensemble_probs
 
 # %% auto #0
@@ -60,10 +61,13 @@ def _run_of(ck: Path) -> Path:
     return ck.parent.parent if ck.parent.name == 'checkpoints' else ck.parent
 
 def resolve_models(spec, kind: str = 'auto') -> tuple[list[Path], dict | None]:
-    "Checkpoint paths of a run folder (of `kind`) or a checkpoint file, and the run's post-processing params (or None)."
+    "Checkpoint paths of a run folder (of `kind`) or a checkpoint or `.onnx` file, and the run's post-processing params (or None)."
     if kind not in CHECKPOINT_KINDS: raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {CHECKPOINT_KINDS}")
     p = Path(spec)
     if not p.exists(): raise FileNotFoundError(f"no run folder or checkpoint {p}")
+    if p.is_file() and p.suffix.lower() == '.onnx':   # a salt_export model: its post-processing is beside it
+        side = onnx_sidecar(p)
+        return [p], (_check_params(json.loads(side.read_text())['postprocess'] or default_postprocess()) if side.is_file() else None)
     if p.is_file(): cks, run = [p], _run_of(p)
     else:
         run = p
@@ -108,6 +112,7 @@ def salt_predict(
     cls_threshold: float = None,  # override the "has salt" gating threshold of postprocess.json
     mosaics: str = 'auto',  # continue vertical train masks along mosaic columns: auto (reconstruct now), a salt_mosaic CSV, or none
     mosaic_up: bool = True,  # walk up from vertical train masks too; --no-mosaic_up: down only
+    backend: Param("torch, onnx (ONNX Runtime, CPU) or auto (the faster one on this device)", str, choices=BACKENDS) = 'auto',
     progress: bool = True,  # show progress bars; --no-progress: don't
     trust_code: bool = False,  # allow a config or checkpoint whose model is module:callable to import and run that code
 ):
@@ -115,12 +120,12 @@ def salt_predict(
     with command_errors('salt_predict', f": {out} was not changed"):
         predict_submission(model=model, data=data, out=out, probs=probs, kind=kind, bs=bs, threads=threads, tta=tta, device=device,
                            precision=precision, threshold=threshold, min_area=min_area, cls_threshold=cls_threshold,
-                           mosaics=mosaics, mosaic_up=mosaic_up, progress=progress, trust_code=trust_code)
+                           mosaics=mosaics, mosaic_up=mosaic_up, backend=backend, progress=progress, trust_code=trust_code)
 
 # %% ../nbs/22_inference.ipynb #f3ea583f
 def predict_submission(model, data, out='submission.csv', probs=None, kind='auto', bs=64, threads=0, tta=True, device=None,
                        precision='auto', threshold=None, min_area=None, cls_threshold=None, mosaics='auto', mosaic_up=True,
-                       progress=True, trust_code=False) -> Path:
+                       backend='auto', progress=True, trust_code=False) -> Path:
     "What `salt_predict` does, as a function (the arguments are the same): returns the path of the submission."
     t0 = time.time()
     if not model: raise ValueError("no --model given")
@@ -142,7 +147,7 @@ def predict_submission(model, data, out='submission.csv', probs=None, kind='auto
     for m, (cks, _) in zip(model, runs):
         print(f"{m}: {len(cks)} checkpoint(s): {', '.join(c.name for c in cks)}")
         run_probs.append(Probs(test.ids, *predict_probs(cks, test.images, tta=tta, bs=bs, device=device, progress=progress,
-                                                        precision=precision, trust_code=trust_code)))
+                                                        precision=precision, trust_code=trust_code, backend=backend)))
     ens = run_probs[0] if len(run_probs) == 1 else ensemble_probs(run_probs)
     params = runs[0][1] or default_postprocess()
     if runs[0][1] is None: print(f"note: no postprocess.json for {model[0]}; using threshold 0.5, no minimum area")

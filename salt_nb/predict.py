@@ -10,9 +10,10 @@ from fastprogress.fastprogress import progress_bar
 from .data import TILE
 from .losses import unpack_output
 from .runs import RunConfig, prepare_input, load_checkpoint, use_bf16, use_channels_last, default_device
+from .deploy import OrtModel, export_onnx, load_onnx, resolve_backend
 
 # %% auto #0
-__all__ = ['predict_probs']
+__all__ = ['predict_probs', 'load_models']
 
 # %% ../nbs/11_predict.ipynb #7b8b4dac
 def _predict_batch(model, xb: torch.Tensor, cfg: RunConfig, tta: bool, bf16: bool = False, channels_last: bool = False):
@@ -54,20 +55,27 @@ def _members(models, cfg) -> list[tuple]:
     return out
 
 # %% ../nbs/11_predict.ipynb #c337ecdc
-def _eval_model(m, cfg, device: torch.device, fuse: bool, bf16: bool, trust_code: bool = False) -> tuple:
-    "(model ready for inference on `device`, its RunConfig, channels_last): loaded if a path, BatchNorm folded if `fuse`."
+def _eval_model(m, cfg, device: torch.device, fuse: bool, bf16: bool, trust_code: bool = False, backend: str = 'torch') -> tuple:
+    "(model ready for inference on `device`, its RunConfig, channels_last): loaded if a path, BatchNorm folded if `fuse`, as ONNX if `backend` says."
+    if not isinstance(m, torch.nn.Module) and Path(m).suffix.lower() == '.onnx': return (*load_onnx(m)[:2], False)
     model, cfg = (m, cfg) if isinstance(m, torch.nn.Module) else load_checkpoint(m, 'cpu', trust_code=trust_code)[:2]
-    if fuse:
+    if isinstance(model, OrtModel): return model, cfg, False
+    want = resolve_backend(backend, device)
+    if fuse or want == 'onnx':
         from salt_nb.models import fuse_bn
         model = fuse_bn(model)  # a copy
+    if want == 'onnx':
+        try: return OrtModel(export_onnx(model, cfg)), cfg, False
+        except ValueError:
+            if backend == 'onnx': raise                 # asked for: say why not; 'auto' falls back to torch
     cl = use_channels_last(cfg.channels_last, device, bf16)
     model = model.to(device).eval()
     return (model.to(memory_format=torch.channels_last) if cl else model), cfg, cl
 
 # %% ../nbs/11_predict.ipynb #f82fe2cd
 def predict_probs(models, images_uint8, cfg=None, tta: bool = True, bs: int = 64, device=None, progress: bool = True,
-                  precision: str = 'auto', fuse: bool = True, trust_code: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    "Mean probabilities float32 (N,101,101) of `models` (modules or checkpoint paths) over flip TTA, and cls probs or None."
+                  precision: str = 'auto', fuse: bool = True, trust_code: bool = False, backend: str = 'torch') -> tuple[np.ndarray, np.ndarray | None]:
+    "Mean probabilities float32 (N,101,101) of `models` (modules, checkpoint or `.onnx` paths) over flip TTA, and cls probs or None."
     members = _members(models, cfg)
     images = np.asarray(images_uint8)
     if images.ndim != 3 or images.shape[1:] != (TILE, TILE) or images.dtype != np.uint8:
@@ -75,10 +83,11 @@ def predict_probs(models, images_uint8, cfg=None, tta: bool = True, bs: int = 64
     if bs < 1: raise ValueError(f"predict_probs: bs must be >= 1, got {bs}")
     device = default_device(device)
     bf16, n = use_bf16(precision, device), len(images)
+    resolve_backend(backend, device)                   # a bad name fails before any model is loaded
     out = np.zeros((n, TILE, TILE), np.float32)
     cls_sum, n_cls = np.zeros(n, np.float32), 0
     for j, (m, c) in enumerate(members):
-        model, c, cl = _eval_model(m, c, device, fuse, bf16, trust_code)
+        model, c, cl = _eval_model(m, c, device, fuse, bf16, trust_code, backend)
         it = starts = range(0, n, bs)
         if progress and n:
             it = progress_bar(starts)                  # the console bar takes no `comment` argument: set it after
@@ -87,7 +96,7 @@ def predict_probs(models, images_uint8, cfg=None, tta: bool = True, bs: int = 64
         with torch.inference_mode():
             for s in it:
                 xb = torch.from_numpy(images[s:s + bs]).to(device, non_blocking=True)
-                p, cls_probs = _predict_batch(model, xb, c, tta, bf16, cl)
+                p, cls_probs = _predict_batch(model, xb, c, tta, bf16 and not isinstance(model, OrtModel), cl)
                 out[s:s + bs] += p.cpu().numpy()
                 if has_cls is None: has_cls = cls_probs is not None
                 if has_cls: cls_sum[s:s + bs] += cls_probs.cpu().numpy()
@@ -96,3 +105,12 @@ def predict_probs(models, images_uint8, cfg=None, tta: bool = True, bs: int = 64
         if device.type == 'cuda': torch.cuda.empty_cache()
     out /= len(members)
     return out, (cls_sum / n_cls if n_cls else None)
+
+# %% ../nbs/11_predict.ipynb #48502ff7
+def load_models(models, cfg=None, device=None, precision: str = 'auto', fuse: bool = True, trust_code: bool = False,
+                backend: str = 'torch') -> tuple[list, list]:
+    "(modules ready for inference, their RunConfigs): `models` loaded once (fused, or as ONNX Runtime models), to pass to `predict_probs` batch after batch."
+    device = default_device(device)
+    bf16 = use_bf16(precision, device); resolve_backend(backend, device)
+    loaded = [_eval_model(m, c, device, fuse, bf16, trust_code, backend)[:2] for m, c in _members(models, cfg)]
+    return [m for m, _ in loaded], [c for _, c in loaded]

@@ -207,3 +207,20 @@ def test_os_errors_are_one_line(tmp_path, data, run_dir, monkeypatch):
     monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
     msg = _error(model=[str(run_dir)], data=str(data), out=str(tmp_path/'s.csv'), mosaics='none', progress=False)
     assert msg == f"salt_predict: error: {tmp_path/'s.csv'}: is a directory"
+
+
+def test_onnx_backend_matches_torch(tmp_path, data, run_dir, monkeypatch):
+    "`--backend onnx` (exported in memory) and an `.onnx` model from salt_export give the torch probabilities (uint8, to 1 step)."
+    monkeypatch.setenv('SALT_NB_CACHE', str(tmp_path/'cache'))
+    from salt_nb.section_cli import export_run
+    torch.manual_seed(0)                                   # a model that exports (the pyramid pooling of `tiny` does not)
+    cfg = RunConfig(model='unet', model_kwargs=dict(widths=[4, 8, 16, 32]), geometry='pad128')
+    ck = save_checkpoint(RunDir(tmp_path/'unet').best(0), build_model(cfg), cfg, fold=0)
+    export_run(ck, tmp_path/'m.onnx')
+    kw = dict(data=str(data), precision='fp32', mosaics='none', progress=False)
+    probs = {}
+    for name, model, backend in [('t', ck, 'torch'), ('o', ck, 'onnx'), ('f', tmp_path/'m.onnx', 'auto')]:
+        salt_predict(model=[str(model)], out=str(tmp_path/f'{name}.csv'), probs=str(tmp_path/f'{name}.npz'), backend=backend, **kw)
+        probs[name] = load_probs(tmp_path/f'{name}.npz').probs.astype(int)
+    assert np.abs(probs['o'] - probs['t']).max() <= 1 and np.abs(probs['f'] - probs['t']).max() <= 1
+    assert 'unknown backend' in _error(model=[str(ck)], out=str(tmp_path/'x.csv'), backend='tf', **kw)

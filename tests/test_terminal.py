@@ -92,10 +92,29 @@ def use_demo(tmp_path, data, run_dir):
         assert len(pd.read_csv(out/'submission.csv')) == 24 and (out/'report'/'report.md').read_text()
     return ['--data', data, '--out', out, '--minutes', 0.5], check
 
-USES = {'salt_synth': use_synth, 'salt_score': use_score, 'salt_mosaic': use_mosaic, 'salt_train': use_train,
-        'salt_predict': use_predict, 'salt_demo': use_demo}
+def use_section(tmp_path, data, run_dir):
+    from salt_nb.synth import synthetic_section
+    from salt_nb.seismic import write_seismic
+    line = write_seismic(tmp_path/'line.sgy', synthetic_section(seed=0, k=0, section_tiles=(2, 2))[0].astype(np.float32) - 128)
+    out = tmp_path/'prob.npy'
+    def check(out_text):
+        assert 'wrote' in out_text and np.load(out).shape == (202, 202) and (tmp_path/'prob_mask.npy').exists()
+    return [line, '--model', run_dir, '--out', out, '--stride', 101], check
 
-BARS = {'salt_train', 'salt_predict'}   # the scripts that show progress bars in a terminal
+def use_export(tmp_path, data, run_dir):
+    import torch
+    from salt_nb.runs import RunConfig, RunDir, build_model, save_checkpoint
+    cfg = RunConfig(model='unet', model_kwargs=dict(widths=[4, 8, 16, 32]))    # a model that exports (tiny's pyramid pooling does not)
+    ck = save_checkpoint(RunDir(tmp_path/'unet').best(0), build_model(cfg), cfg, fold=0)
+    out = tmp_path/'m.onnx'
+    def check(out_text):
+        assert 'wrote' in out_text and out.stat().st_size > 0 and json.loads((tmp_path/'m.onnx.json').read_text())['config']['model'] == 'unet'
+    return [ck, '--out', out], check
+
+USES = {'salt_synth': use_synth, 'salt_score': use_score, 'salt_mosaic': use_mosaic, 'salt_train': use_train,
+        'salt_predict': use_predict, 'salt_demo': use_demo, 'salt_section': use_section, 'salt_export': use_export}
+
+BARS = {'salt_train', 'salt_predict', 'salt_section'}   # the scripts that show progress bars in a terminal
 
 # The same scripts, given a data folder (or file) that does not exist.
 MISSING = {'salt_synth': lambda t: [t/'busy'],    # a folder with someone else's file: refused, not overwritten
@@ -103,7 +122,9 @@ MISSING = {'salt_synth': lambda t: [t/'busy'],    # a folder with someone else's
            'salt_mosaic': lambda t: [t/'no_such_data', '--out', t/'m.csv'],
            'salt_train': lambda t: [t/'no_such_data', '--out', t/'run'],
            'salt_predict': lambda t: ['--model', t/'no_such_run', '--data', t/'no_such_data', '--out', t/'s.csv'],
-           'salt_demo': lambda t: ['--data', t/'no_such_data', '--out', t/'demo']}
+           'salt_demo': lambda t: ['--data', t/'no_such_data', '--out', t/'demo'],
+           'salt_section': lambda t: [t/'no_such.sgy', '--model', t/'no_such_run', '--out', t/'p.npy'],
+           'salt_export': lambda t: [t/'no_such_run', '--out', t/'m.onnx']}
 
 
 def test_every_script_is_covered():

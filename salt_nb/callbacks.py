@@ -9,23 +9,30 @@ from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import store_attr
 from fastcore.foundation import L
-from fastai.torch_core import to_float
 from fastai.learner import Metric, Recorder
 from fastai.callback.core import Callback, CancelValidException
 from fastai.callback.tracker import TrackerCallback
 from fastai.callback.progress import CSVLogger
+from fastai.callback.fp16 import MixedPrecision
 from .files import atomic_write
 from .losses import unpack_output
 from .runs import RunConfig, save_checkpoint, atomic_save, load_plain, clean_state_dict
 
 # %% auto #0
-__all__ = ['in_real_fit', 'CPUAutocast', 'SaveBestCallback', 'SaltCSVLogger', 'ResumeCallback', 'NonFiniteLoss',
-           'StopOnNonFinite', 'ValidEvery', 'SnapshotCallback', 'EpochLine', 'SaltIoU']
+__all__ = ['in_real_fit', 'float_preds', 'CPUAutocast', 'BF16MixedPrecision', 'SaveBestCallback', 'SaltCSVLogger',
+           'ResumeCallback', 'NonFiniteLoss', 'StopOnNonFinite', 'ValidEvery', 'SnapshotCallback', 'EpochLine',
+           'SaltIoU']
 
 # %% ../nbs/16_callbacks.ipynb #5b94308a
 def in_real_fit(cb: Callback) -> bool:
     "Whether `cb` runs in a real fit, not in fastai's `lr_find` or `get_preds`: callbacks that save, log, time or validate skip those."
     return not (hasattr(cb.learn, 'lr_finder') or hasattr(cb, 'gather_preds'))
+
+# %% ../nbs/16_callbacks.ipynb #70de4fe6
+def float_preds(p):
+    "`p` with its floating-point tensors in float32, through tuples and lists; `None` (a model with no cls head) stays `None`."
+    if isinstance(p, (tuple, list)): return type(p)(float_preds(o) for o in p)
+    return p.float() if isinstance(p, torch.Tensor) and p.is_floating_point() else p
 
 # %% ../nbs/16_callbacks.ipynb #f788ef68
 class CPUAutocast(Callback):
@@ -33,10 +40,15 @@ class CPUAutocast(Callback):
     order = 10
     def __init__(self): self.ctx = None
     def before_batch(self): self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
-    def after_pred(self): self._exit(); self.learn.pred = to_float(self.pred)
+    def after_pred(self): self._exit(); self.learn.pred = float_preds(self.pred)
     def after_batch(self): self._exit()                 # a batch cancelled before `after_pred`
     def _exit(self):
         if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
+
+# %% ../nbs/16_callbacks.ipynb #20771457
+class BF16MixedPrecision(MixedPrecision):
+    "fastai's `MixedPrecision` (CUDA autocast) whose `after_pred` accepts outputs with `None` entries (`float_preds`)."
+    def after_pred(self): self.learn.pred = float_preds(self.pred)
 
 # %% ../nbs/16_callbacks.ipynb #50009bc5
 class SaveBestCallback(TrackerCallback):

@@ -10,27 +10,29 @@ from pathlib import Path
 import torch, torch.nn as nn
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from fastai.callback.core import CancelEpochException
+from fastai.callback.core import Callback, CancelEpochException
+from fastai.callback.schedule import ParamScheduler
 from fastai.callback.progress import ProgressCallback
 import fastai.callback.schedule    # adds Learner.fit_one_cycle and Learner.lr_find
-from fastai.callback.fp16 import MixedPrecision, AMPMode
+from fastai.callback.fp16 import AMPMode
 from fastai.callback.channelslast import ChannelsLast
 from fastai.optimizer import Adam, SGD, RMSProp
 from .runs import RunConfig, RunDir, use_bf16, use_channels_last, default_device, load_checkpoint, build_model
 from .losses import SaltLoss
 from .metrics import SaltMetric
-from .callbacks import (CPUAutocast, SaveBestCallback, SaltCSVLogger, ResumeCallback, StopOnNonFinite, ValidEvery,
+from .callbacks import (CPUAutocast, BF16MixedPrecision, SaveBestCallback, SaltCSVLogger, ResumeCallback, StopOnNonFinite, ValidEvery,
                                SaltIoU, NonFiniteLoss)
 
 # %% auto #0
-__all__ = ['accel_callbacks', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'make_loss', 'salt_learner', 'swa_average']
+__all__ = ['accel_callbacks', 'SaltLearner', 'resume_epoch', 'fit_one_cycle', 'salt_splitter', 'FineTune', 'make_loss',
+           'salt_learner', 'swa_average']
 
 # %% ../nbs/17_learner.ipynb #a698aacb
 def accel_callbacks(device, precision: str = 'auto', channels_last: str = 'auto') -> list:
     "Callbacks for the device: bf16 autocast where `use_bf16` says so (GPU, or CPU with native bf16), channels-last with it."
     dev = default_device(device)
     bf16, cbs = use_bf16(precision, dev), []
-    if bf16: cbs.append(MixedPrecision(amp_mode=AMPMode.BF16) if dev.type == 'cuda' else CPUAutocast())
+    if bf16: cbs.append(BF16MixedPrecision(amp_mode=AMPMode.BF16) if dev.type == 'cuda' else CPUAutocast())
     if use_channels_last(channels_last, dev, bf16): cbs.append(ChannelsLast())
     return cbs
 
@@ -69,8 +71,33 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max=None, resume: bool = Fals
     "fastai's `fit_one_cycle`, resumable: with `resume=True` it continues from the saved state."
     learn.fit_one_cycle(n_epoch, lr_max, start_epoch=resume_epoch(learn, n_epoch) if resume else 0, **kwargs)
 
+# %% ../nbs/17_learner.ipynb #2b5e74c0
+def salt_splitter(model: nn.Module) -> list:
+    "fastai parameter groups: the encoder's, then the rest (center, decoder, heads); one group for a model without `.encoder`."
+    m = getattr(model, 'module', model)
+    m = getattr(m, '_orig_mod', m)
+    enc = getattr(m, 'encoder', None)
+    ids = {id(p) for p in enc.parameters()} if isinstance(enc, nn.Module) else set()
+    groups = [[p for p in model.parameters() if id(p) in ids], [p for p in model.parameters() if id(p) not in ids]]
+    return groups if all(groups) else [list(model.parameters())]
+
+# %% ../nbs/17_learner.ipynb #94ffcc0c
+class FineTune(Callback):
+    "Fine-tune a pretrained encoder: frozen for the first `freeze_epochs` epochs, then trained at `lr_mult` times the scheduled lr."
+    order = ParamScheduler.order + 2                # after the schedulers have set this batch's lr
+    def __init__(self, freeze_epochs: int = 0, lr_mult: float = 1.0):
+        if freeze_epochs < 0 or lr_mult <= 0:
+            raise ValueError(f"fit_kwargs: freeze_epochs must be >= 0 and encoder_lr_mult > 0, got {freeze_epochs} and {lr_mult}")
+        self.freeze_epochs, self.lr_mult, self.frozen = freeze_epochs, lr_mult, None
+    def before_epoch(self):
+        frozen = self.epoch < self.freeze_epochs
+        if frozen != self.frozen and len(self.opt.param_lists) > 1:      # the optimiser's own freeze: its state is kept
+            self.opt.freeze_to(-1 if frozen else 0); self.frozen = frozen
+    def before_batch(self):
+        if self.training and len(self.opt.hypers) > 1: self.opt.hypers[0]['lr'] = self.opt.hypers[-1]['lr'] * self.lr_mult
+
 # %% ../nbs/17_learner.ipynb #da9503da
-_OPTS = dict(adam=Adam, sgd=SGD, rmsprop=RMSProp)
+_OPTS = dict(adam=Adam, sgd=SGD, rmsprop=RMSProp, adamw=partial(Adam, sqr_mom=0.999, eps=1e-8, decouple_wd=True))
 
 def make_loss(cfg: RunConfig, name: str | None = None) -> SaltLoss:
     "`SaltLoss` for mask loss `name` (default `cfg.loss`), with the config's `loss_kwargs` (aux_weight, cls_weight)."
@@ -87,12 +114,14 @@ def salt_learner(dls: DataLoaders, cfg: RunConfig | None = None, model: nn.Modul
     rd = RunDir(run_dir) if run_dir is not None else None
     extra = [StopOnNonFinite()] + accel_callbacks(dls.device, cfg.precision, cfg.channels_last)
     if cfg.valid_every != 1: extra.append(ValidEvery(cfg.valid_every))
+    fk = cfg.fit_kwargs
+    if fk.get('freeze_epochs') or fk.get('encoder_lr_mult', 1) != 1: extra.append(FineTune(fk.get('freeze_epochs', 0), fk.get('encoder_lr_mult', 1.)))
     if rd is not None:
         extra += [SaltCSVLogger(rd.log(fold).resolve()), SaveBestCallback(rd.best(fold), cfg, fold=fold), ResumeCallback(rd.state(fold))]
     opt_func = partial(SGD, mom=cfg.mom) if cfg.opt == 'sgd' else _OPTS[cfg.opt]
     path = rd.path if rd is not None else Path(tempfile.gettempdir())/'salt_nb_learner'   # not 'salt_nb': it would shadow the package
     learn = SaltLearner(dls, model, loss_func=loss, opt_func=opt_func, lr=cfg.lr, metrics=metrics, wd=cfg.wd, path=path,
-                        cbs=extra + list(cbs or []))
+                        cbs=extra + list(cbs or []), splitter=salt_splitter)
     if not progress: learn.remove_cb(ProgressCallback)
     learn.cfg, learn.fold, learn.run_dir, learn.trust_code = cfg, fold, rd, trust_code
     return learn

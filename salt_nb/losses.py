@@ -9,16 +9,17 @@ import torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['MASK_LOSSES', 'unpack_output', 'lovasz_hinge', 'lovasz_elu', 'symmetric_lovasz', 'bce_loss', 'soft_dice_loss',
-           'bce_dice_loss', 'lovasz_bce_loss', 'focal_loss', 'SaltLoss']
+           'bce_dice_loss', 'lovasz_bce_loss', 'focal_loss', 'lovasz_softmax', 'bce_lovasz_softmax', 'SaltLoss',
+           'salt_edges']
 
 # %% ../nbs/03_losses.ipynb #7ee1b384
 def unpack_output(out) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
-    "(mask logits, cls logits or None, list of aux logits) from any model output form."
+    "(mask logits, cls logits or None, list of aux logits) from any model output form (a 4th, edge, element is skipped)."
     if isinstance(out, torch.Tensor): return out, None, []
-    if isinstance(out, (tuple, list)) and len(out) in (2, 3) and isinstance(out[0], torch.Tensor):
-        aux = list(out[2]) if len(out) == 3 and out[2] is not None else []
+    if isinstance(out, (tuple, list)) and len(out) in (2, 3, 4) and isinstance(out[0], torch.Tensor):
+        aux = list(out[2]) if len(out) >= 3 and out[2] is not None else []
         return out[0], out[1], aux
-    raise ValueError(f"model output must be a tensor, (mask, cls) or (mask, cls, aux); got {type(out).__name__}"
+    raise ValueError(f"model output must be a tensor, (mask, cls), (mask, cls, aux) or (mask, cls, aux, edge); got {type(out).__name__}"
                      + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ''))
 
 # %% ../nbs/03_losses.ipynb #a3f1cb38
@@ -29,16 +30,19 @@ def _flat(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tor
     return logits.reshape(len(logits), -1), (target.reshape(len(target), -1) > 0.5).to(logits.dtype)
 
 # %% ../nbs/03_losses.ipynb #a0b02a1b
+def _lovasz_grad(gt: torch.Tensor) -> torch.Tensor:
+    "Berman's `lovasz_grad`, batched: the Lovasz extension's weights for 0/1 labels (B, N) sorted by decreasing error."
+    gts = gt.sum(1, keepdim=True)
+    jaccard = 1.0 - (gts - gt.cumsum(1)) / (gts + (1.0 - gt).cumsum(1))  # union >= 1 at every position
+    return torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)
+
 def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor, per_image: bool = True, elu: bool = False) -> torch.Tensor:
     "Lovasz hinge of mask logits (B, ...) against 0/1 targets, per image (batched) then averaged; `elu`: elu(e) + 1 for relu(e)."
     x, y = _flat(logits, target)
     if not per_image: x, y = x.reshape(1, -1), y.reshape(1, -1)
     errors = 1.0 - x * (2.0 * y - 1.0)
     errors_sorted, perm = torch.sort(errors, dim=1, descending=True)
-    gt = torch.gather(y, 1, perm)
-    gts = gt.sum(1, keepdim=True)
-    jaccard = 1.0 - (gts - gt.cumsum(1)) / (gts + (1.0 - gt).cumsum(1))  # union >= 1 at every position
-    grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)
+    grad = _lovasz_grad(torch.gather(y, 1, perm))
     w = F.elu(errors_sorted) + 1 if elu else F.relu(errors_sorted)
     return (w * grad).sum(1).mean()
 
@@ -88,19 +92,38 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, a
     if alpha is not None: w = w * (alpha * y + (1 - alpha) * (1 - y))
     return (w * bce).mean()
 
+# %% ../nbs/03_losses.ipynb #3471154d
+def lovasz_softmax(logits: torch.Tensor, target: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+    "Lovasz-softmax over the two classes of a mask logit (p(salt) = sigmoid, p(background) = 1 - it), per image, classes present."
+    x, y = _flat(logits, target)
+    if not per_image: x, y = x.reshape(1, -1), y.reshape(1, -1)
+    p, losses, present = torch.sigmoid(x), [], []
+    for fg, pc in ((y, p), (1 - y, 1 - p)):
+        err_sorted, perm = torch.sort((fg - pc).abs(), dim=1, descending=True)
+        losses.append((err_sorted * _lovasz_grad(torch.gather(fg, 1, perm))).sum(1))
+        present.append(fg.sum(1) > 0)
+    L, P = torch.stack(losses, 1), torch.stack(present, 1).to(x.dtype)
+    return ((L * P).sum(1) / P.sum(1).clamp_min(1)).mean()
+
+# %% ../nbs/03_losses.ipynb #6738dea2
+def bce_lovasz_softmax(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    "Pixel cross-entropy (BCE on the mask logit) plus the two-class Lovasz-softmax, weight 1 each (the 15th place's losses)."
+    return bce_loss(logits, target) + lovasz_softmax(logits, target)
+
 # %% ../nbs/03_losses.ipynb #97a3aaa8
 MASK_LOSSES = dict(lovasz=lovasz_hinge, lovasz_elu=lovasz_elu, symmetric_lovasz=symmetric_lovasz, bce=bce_loss, dice=soft_dice_loss,
-                   bce_dice=bce_dice_loss, lovasz_bce=lovasz_bce_loss, focal=focal_loss)  # mask losses by name, for configs and `SaltLoss`
+                   bce_dice=bce_dice_loss, lovasz_bce=lovasz_bce_loss, focal=focal_loss, lovasz_softmax=lovasz_softmax,
+                   bce_lovasz_softmax=bce_lovasz_softmax)  # mask losses by name, for configs and `SaltLoss`
 
 # %% ../nbs/03_losses.ipynb #781b84a8
 class SaltLoss(nn.Module):
-    "Mask loss + `aux_weight` * mean aux-head loss on salt images + `cls_weight` * BCE of the has-salt logit."
-    def __init__(self, mask_loss: str | Callable = 'lovasz', aux_weight: float = 0.1, cls_weight: float = 0.05):
+    "Mask loss + `aux_weight` * mean aux-head loss on salt images + `cls_weight` * BCE of the has-salt logit (+ `edge_weight` * edge BCE)."
+    def __init__(self, mask_loss: str | Callable = 'lovasz', aux_weight: float = 0.1, cls_weight: float = 0.05, edge_weight: float = 0.0):
         super().__init__()
         if isinstance(mask_loss, str):
             if mask_loss not in MASK_LOSSES: raise ValueError(f"unknown mask_loss {mask_loss!r}; choose from {list(MASK_LOSSES)}")
             mask_loss = MASK_LOSSES[mask_loss]
-        self.mask_loss, self.aux_weight, self.cls_weight = mask_loss, aux_weight, cls_weight
+        self.mask_loss, self.aux_weight, self.cls_weight, self.edge_weight = mask_loss, aux_weight, cls_weight, edge_weight
         self.parts = {}  # the last call's components (detached tensors: no GPU sync), for logging
 
     def forward(self, out, target: torch.Tensor) -> torch.Tensor:
@@ -122,7 +145,20 @@ class SaltLoss(nn.Module):
             cls_loss = F.binary_cross_entropy_with_logits(cls.reshape(-1), has_salt.to(cls.dtype))
             loss = loss + self.cls_weight * cls_loss
             self.parts['cls'] = cls_loss.detach()
+        if isinstance(out, (tuple, list)) and len(out) == 4 and self.edge_weight:
+            loss = loss + self.edge_weight * self._edge_loss(out[3], target)
         return loss
+
+    def _edge_loss(self, edge: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if edge.shape[-2:] != target.shape[-2:]: edge = F.interpolate(edge, size=target.shape[-2:], mode='bilinear', align_corners=False)
+        self.parts['edge'] = (e := F.binary_cross_entropy_with_logits(edge, salt_edges(target))).detach()
+        return e
 
     def activation(self, out) -> torch.Tensor: return torch.sigmoid(unpack_output(out)[0])  # for fastai get_preds
     def decodes(self, probs: torch.Tensor) -> torch.Tensor: return probs > 0.5
+
+# %% ../nbs/03_losses.ipynb #2f4ddb20
+def salt_edges(target: torch.Tensor, width: int = 1) -> torch.Tensor:
+    "The salt boundary of 0/1 masks (B, 1, H, W) as 0/1 floats: pixels within `width` of a salt/background change."
+    t, k = (target > 0.5).float(), 2 * width + 1
+    return F.max_pool2d(t, k, 1, width) + F.max_pool2d(-t, k, 1, width)      # dilation minus erosion

@@ -15,22 +15,22 @@ from .models import MODELS, add_depth_channels
 from .losses import MASK_LOSSES
 
 # %% auto #0
-__all__ = ['CHOICES', 'RunConfig', 'prepare_input', 'prepare_mask', 'build_model', 'atomic_save', 'clean_state_dict',
+__all__ = ['CHOICES', 'FIT_KEYS', 'RunConfig', 'prepare_input', 'prepare_mask', 'build_model', 'atomic_save', 'clean_state_dict',
            'save_checkpoint', 'load_plain', 'load_checkpoint', 'RunDir', 'write_json', 'read_json', 'list_checkpoints',
            'checkpoint_fold', 'fold_checkpoints', 'native_bf16', 'use_bf16', 'use_channels_last', 'default_device',
            'preset_names', 'default_config', 'get_config', 'keep_freed_memory']
 
 # %% ../nbs/07_runs.ipynb #66d85c01
-CHOICES = dict(augment=('batch', 'item', 'none'), schedule=('one_cycle', 'sgdr', 'recipe'),
-                opt=('adam', 'sgd', 'rmsprop'), precision=('auto', 'bf16', 'fp32'),
+CHOICES = dict(augment=('batch', 'item', 'none'), schedule=('one_cycle', 'sgdr', 'recipe', 'plateau', 'noam'),
+                opt=('adam', 'sgd', 'rmsprop', 'adamw'), precision=('auto', 'bf16', 'fp32'),
                 channels_last=('auto', 'on', 'off'), split=('stratified', 'grouped'))  # allowed values of these config fields
 _REMOVED = dict(ema=0.0, warmup_size=0, warmup_crop=False)   # options removed from RunConfig, and their 'off' values
+FIT_KEYS = ('freeze_epochs', 'encoder_lr_mult', 'patience', 'factor', 'plateau', 'warmup')   # allowed keys of `fit_kwargs`
 
 def _type_ok(v, hint) -> bool:
     "Whether `v` fits the (simple) type `hint`: builtins, `X | None`, list, dict; ints pass as floats."
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(v, h) for h in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType): return any(_type_ok(v, h) for h in typing.get_args(hint))
     if hint is type(None): return v is None
     if origin in (list, tuple): return isinstance(v, (list, tuple))
     if origin is dict or hint is dict: return isinstance(v, dict)
@@ -94,6 +94,8 @@ class RunConfig:
     # in order; `cycle_len` is the final length, and the cosine's rest was stretched or squeezed at each re-plan
     cycle_retimes: list = field(default_factory=list)
     swa: bool = True
+    # options of the fit (`FIT_KEYS`; salt_nb.learner for fine-tuning, salt_nb.schedules for 'plateau' and 'noam')
+    fit_kwargs: dict = field(default_factory=dict)
     # validate after every N-th epoch of a fit and after its last one (0: the last only); skipped epochs log None
     valid_every: int = 1
     # hardware
@@ -122,6 +124,7 @@ class RunConfig:
         if self.small_repeat < 1: raise ValueError(f"config field 'small_repeat': {self.small_repeat} must be >= 1")
         if not 0 < self.small_cov <= 1: raise ValueError(f"config field 'small_cov': {self.small_cov} must be in (0, 1]")
         if self.valid_every < 0: raise ValueError(f"config field 'valid_every': {self.valid_every} must be >= 0")
+        if bad := sorted(set(self.fit_kwargs) - set(FIT_KEYS)): raise ValueError(f"config field 'fit_kwargs': unknown {bad}; expected {FIT_KEYS}")
         if self.cycle_retimes: self._check_retimes()
 
     def _check_retimes(self):
@@ -164,8 +167,7 @@ class RunConfig:
     @classmethod
     def from_yaml(cls, path) -> RunConfig:
         "Read a config written by `to_yaml` (or by hand: only the keys that differ from the defaults are needed)."
-        path = Path(path)
-        if not path.exists(): raise FileNotFoundError(f"missing config file {path}")
+        if not (path := Path(path)).exists(): raise FileNotFoundError(f"missing config file {path}")
         try: d = yaml.safe_load(path.read_text()) or {}
         except yaml.MarkedYAMLError as e: raise ValueError(f"{path}: not valid YAML: {e.problem} (line {e.problem_mark.line + 1})") from None
         if not isinstance(d, dict): raise ValueError(f"{path}: a config is a YAML mapping, got {type(d).__name__}")
@@ -232,7 +234,6 @@ def save_checkpoint(path, model: torch.nn.Module, cfg: RunConfig, /, **meta) -> 
     "Save `model` with its config and `meta` (epoch, score, ...) as a self-describing `.pth`, atomically."
     return atomic_save({'config': cfg.to_dict(), 'state_dict': clean_state_dict(model), 'meta': _plain(meta)}, path)
 
-# %% ../nbs/07_runs.ipynb #5ff63d73
 def load_plain(path, what: str = 'checkpoint', hint: str = '') -> object:
     "`torch.load(path, weights_only=True)` on the CPU; a truncated or corrupt file, or one holding objects, -> ValueError naming it."
     try: return torch.load(path, map_location='cpu', weights_only=True)
@@ -315,7 +316,6 @@ def read_json(path) -> dict:
     if not path.exists(): raise FileNotFoundError(f"missing {path}")
     return json.loads(path.read_text())
 
-# %% ../nbs/07_runs.ipynb #a5077e4d
 _CK_RE = re.compile(r'fold(\d+)_(best|swa|snap(\d+))\.pth$')
 
 def list_checkpoints(run_dir, kind: str = 'best', fold: int | None = None) -> list[Path]:
@@ -366,15 +366,15 @@ def use_channels_last(setting: str, device, bf16: bool) -> bool:
     if setting not in CHOICES['channels_last']: raise ValueError(f"channels_last must be auto, on or off, got {setting!r}")
     return setting == 'on' or (setting == 'auto' and (torch.device(device).type == 'cuda' or bf16))
 
-# %% ../nbs/07_runs.ipynb #41a039d8
 def default_device(device=None) -> torch.device:
     "`device` as a `torch.device`; by default the GPU when there is one, else the CPU."
     return torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
 
 # %% ../nbs/07_runs.ipynb #c3faf5bd
 def preset_names() -> list[str]:
-    "Names of the presets shipped in `salt_nb/configs/` (the YAML files' stems)."
-    return sorted(p.name[:-5] for p in importlib.resources.files('salt_nb').joinpath('configs').iterdir() if p.name.endswith('.yaml'))
+    "Names of the presets shipped in `salt_nb/configs/`: the YAML files' stems, `seeds/004` for `configs/seeds/004.yaml`."
+    root = importlib.resources.files('salt_nb').joinpath('configs')
+    return sorted(d + p.name[:-5] for d, r in (('', root), ('seeds/', root.joinpath('seeds'))) for p in r.iterdir() if p.name.endswith('.yaml'))
 
 def default_config(device=None) -> str:
     "The preset used when none is named: 'cpu_small' on a GPU or a CPU with native bf16, 'cpu_fp32' on other CPUs."

@@ -8,14 +8,15 @@ from pathlib import Path
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
-from fastai.callback.schedule import ParamScheduler, SchedCos, combine_scheds, combined_cos
+from fastai.callback.schedule import ParamScheduler, SchedCos, SchedNo, combine_scheds, combined_cos
 from .runs import RunConfig, RunDir, save_checkpoint
 from .callbacks import SnapshotCallback
 from .learner import make_loss, swa_average, fit_one_cycle
 
 # %% auto #0
 __all__ = ['schedule_epochs', 'scale_schedule', 'stage_ends', 'describe_schedule', 'stage_fractions', 'sgdr_sched', 'fit_sgdr',
-           'StageLossCallback', 'recipe_sched', 'cycle_progress', 'fit_recipe', 'resize_recipe', 'fit_schedule']
+           'StageLossCallback', 'recipe_sched', 'cycle_progress', 'fit_recipe', 'resize_recipe', 'fit_schedule',
+           'PlateauLR', 'plateau_cb', 'noam_sched', 'fit_lr_sched']
 
 # %% ../nbs/18_schedules.ipynb #c6af5d46
 def schedule_epochs(cfg: RunConfig) -> int:
@@ -27,7 +28,7 @@ def schedule_epochs(cfg: RunConfig) -> int:
 def scale_schedule(cfg: RunConfig, epochs: int) -> RunConfig:
     "The config with its schedule resized to `epochs` in total, stage proportions kept."
     if epochs < 1: raise ValueError(f"a schedule needs at least 1 epoch, got {epochs}")
-    if cfg.schedule == 'one_cycle': return cfg.replace(epochs=epochs)
+    if cfg.schedule in ('one_cycle', 'plateau', 'noam'): return cfg.replace(epochs=epochs)
     cfg = cfg.replace(cycle_retimes=[])               # a run's re-timed cycle (BudgetReplan) starts afresh
     total = schedule_epochs(cfg)
     if total < 1: raise ValueError(f"config {cfg.name!r} has an empty {cfg.schedule} schedule")
@@ -61,7 +62,7 @@ def describe_schedule(cfg: RunConfig) -> str:
     "The config's schedule in a few characters, for a log line: `recipe 16+0+1x48`, `sgdr 4x10`, `one_cycle 12`."
     if cfg.schedule == 'recipe': return f"recipe {cfg.warmup_epochs}+{cfg.lovasz_epochs}+{cfg.n_cycles}x{cfg.cycle_len}"
     if cfg.schedule == 'sgdr': return f"sgdr {cfg.n_cycles}x{cfg.cycle_len}"
-    return f"one_cycle {cfg.epochs}"
+    return f"{cfg.schedule} {cfg.epochs}"
 
 # %% ../nbs/18_schedules.ipynb #0d90c647
 def _snap_fn(learn, snapshot_dir):
@@ -102,10 +103,10 @@ class StageLossCallback(Callback):
 def recipe_sched(cfg: RunConfig):
     "The learning rate of `fit_recipe` as a function of the fit's progress, and the total number of epochs."
     w, l, c = cfg.warmup_epochs, cfg.lovasz_epochs, cfg.n_cycles * cfg.cycle_len
-    n, lr, clr = w + l + c, cfg.lr, cfg.cycle_lr or cfg.lr / 2
+    n, lr, clr, flat = w + l + c, cfg.lr, cfg.cycle_lr or cfg.lr / 2, cfg.fit_kwargs.get('plateau', False)
     lens, scheds = [], []
-    if w: lens.append(w); scheds.append(combined_cos(0.25, lr / 25, lr, lr / 10))
-    if l: lens.append(l); scheds.append(SchedCos(lr / 2, lr / 20))
+    if w: lens.append(w); scheds.append(SchedNo(lr, lr) if flat else combined_cos(0.25, lr / 25, lr, lr / 10))
+    if l: lens.append(l); scheds.append(SchedNo(lr / 2, lr / 2) if flat else SchedCos(lr / 2, lr / 20))
     for _ in range(cfg.n_cycles): lens.append(cfg.cycle_len); scheds.append(SchedCos(clr, clr / 100))
     if not n: return None, n
     f = combine_scheds(stage_fractions(lens), scheds)
@@ -133,6 +134,7 @@ def fit_recipe(learn: Learner, cfg: RunConfig | None = None, resume: bool = Fals
     stages = [(0, make_loss(cfg, cfg.warmup_loss)), (cfg.warmup_epochs, make_loss(cfg, cfg.lovasz_loss))]
     rd, fold, tc = getattr(learn, 'run_dir', None), getattr(learn, 'fold', 0), getattr(learn, 'trust_code', False)
     extra = [ParamScheduler({'lr': sched}), StageLossCallback(stages)]
+    if cfg.fit_kwargs.get('plateau'): extra.append(plateau_cb(cfg, starts=[0, cfg.warmup_epochs], until=start))
     if cfg.n_cycles and rd is None: raise ValueError("fit_recipe saves snapshots: give salt_learner a run_dir")
     if cfg.n_cycles: extra.append(SnapshotCallback(cfg.cycle_len, lambda j: rd.snap(fold, j), cfg, start=start))
     learn.fit(n, cbs=extra + list(cbs or []), resume=resume)
@@ -168,8 +170,9 @@ def resize_recipe(learn: Learner, cycle_len: int) -> RunConfig:
 
 # %% ../nbs/18_schedules.ipynb #ec0abb62
 def fit_schedule(learn, cfg: RunConfig, resume: bool = False, cbs=None) -> None:
-    "Run the config's schedule (`one_cycle`, `sgdr` with SWA if asked, `recipe`) on a learner."
+    "Run the config's schedule (`one_cycle`, `sgdr` with SWA if asked, `recipe`, `plateau`, `noam`) on a learner."
     if cfg.schedule == 'recipe': fit_recipe(learn, cfg, resume=resume, cbs=cbs)
+    elif cfg.schedule in ('plateau', 'noam'): fit_lr_sched(learn, cfg, resume=resume, cbs=cbs)
     elif cfg.schedule == 'sgdr':
         fit_sgdr(learn, cfg.n_cycles, cfg.cycle_len, cfg.cycle_lr or cfg.lr, resume=resume, cbs=cbs)
         if cfg.swa and learn.run_dir is not None:
@@ -177,3 +180,43 @@ def fit_schedule(learn, cfg: RunConfig, resume: bool = False, cbs=None) -> None:
             model = swa_average(snaps, learn.dls, trust_code=getattr(learn, 'trust_code', False))
             save_checkpoint(learn.run_dir.swa(learn.fold), model, cfg, fold=learn.fold)
     else: fit_one_cycle(learn, cfg.epochs, cfg.lr, resume=resume, cbs=cbs)
+
+# %% ../nbs/18_schedules.ipynb #a303a76e
+class PlateauLR(Callback):
+    "Reduce on plateau: the scheduled lr times `factor` after `patience` validations without a better score; reset at `starts`, off from `until`."
+    order = ParamScheduler.order + 1                 # after the scheduler has set this batch's lr
+    def __init__(self, starts=(0,), until: int | None = None, patience: int = 5, factor: float = 0.5):
+        if patience < 1 or not 0 < factor < 1:
+            raise ValueError(f"fit_kwargs: patience must be >= 1 and factor in (0, 1), got {patience} and {factor}")
+        self.starts, self.until, self.patience, self.factor = list(starts), until, patience, factor
+        self.scale, self.best, self.wait = 1.0, None, 0
+    def before_epoch(self):
+        if self.epoch in self.starts: self.scale, self.best, self.wait = 1.0, None, 0
+    def before_batch(self):
+        if self.training and (self.until is None or self.epoch < self.until):
+            for h in self.opt.hypers: h['lr'] = h['lr'] * self.scale
+    def after_epoch(self):
+        names = list(self.recorder.metric_names[1:])
+        i, sign = (names.index('salt'), 1) if 'salt' in names else (1, -1)       # the competition metric, else -valid_loss
+        v = self.recorder.values[-1][i] if self.recorder.values else None
+        if v is None or (self.until is not None and self.epoch >= self.until): return
+        if self.best is None or sign * v > self.best: self.best, self.wait = sign * v, 0
+        elif (w := self.wait + 1) >= self.patience: self.scale, self.wait = self.scale * self.factor, 0
+        else: self.wait = w
+
+def plateau_cb(cfg: RunConfig, **kw) -> PlateauLR:
+    "A `PlateauLR` with the config's `fit_kwargs` patience (default 5) and factor (default 0.5)."
+    return PlateauLR(patience=cfg.fit_kwargs.get('patience', 5), factor=cfg.fit_kwargs.get('factor', 0.5), **kw)
+
+# %% ../nbs/18_schedules.ipynb #418362e3
+def noam_sched(lr: float, n_epoch: int, warmup: float = 1.0):
+    "The Noam schedule (Vaswani et al. 2017) over a fit's progress: linear warm-up to `lr` over `warmup` epochs, then lr * sqrt(warmup / t)."
+    w = max(min(warmup, n_epoch), 1e-3)
+    return lambda pct: lr * min((pct * n_epoch) / w, (w / max(pct * n_epoch, 1e-6)) ** 0.5)
+
+def fit_lr_sched(learn: Learner, cfg: RunConfig, resume: bool = False, cbs=None) -> None:
+    "The one-loss schedules: 'plateau' (`cfg.lr`, reduced on plateau) and 'noam' (`fit_kwargs` warmup epochs, default 1)."
+    if cfg.schedule == 'noam': sched, extra = noam_sched(cfg.lr, cfg.epochs, cfg.fit_kwargs.get('warmup', 1)), []
+    elif cfg.schedule == 'plateau': sched, extra = SchedNo(cfg.lr, cfg.lr), [plateau_cb(cfg)]
+    else: raise ValueError(f"fit_lr_sched runs 'plateau' or 'noam', not {cfg.schedule!r}")
+    learn.fit(cfg.epochs, cbs=[ParamScheduler({'lr': sched}), *extra, *(cbs or [])], resume=resume)

@@ -4,12 +4,12 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1]/'salt_nb'
 LAYERS = [
-    {'files', 'data', 'metrics', 'losses', 'geometry', 'models'},             # 1 core
-    {'runs', 'augment', 'synth', 'eda', 'mosaic', 'postprocess'},             # 2 building blocks
-    {'dataloaders', 'callbacks', 'distrib', 'predict', 'probs'},              # 3 training and prediction pieces
-    {'learner', 'schedules', 'budget'},                                       # 4 training
-    {'train', 'inference', 'analysis'},                                       # 5 jobs
-    {'demo', 'viewers', 'mosaic_viewer'},                                     # 6 commands and widgets on top
+    {'files', 'data', 'seismic', 'metrics', 'losses', 'geometry', 'blocks', 'encoders', 'models'},   # 1 core
+    {'runs', 'augment', 'synth', 'synth_survey', 'eda', 'mosaic_match', 'mosaic', 'postprocess'},     # 2 building blocks
+    {'dataloaders', 'callbacks', 'distrib', 'predict', 'probs', 'deploy', 'sections'},                # 3 pieces
+    {'learner', 'schedules', 'budget'},                                                                # 4 training
+    {'train', 'inference', 'analysis', 'section_cli'},                                                 # 5 jobs
+    {'demo', 'viewers', 'mosaic_viewer', 'section_viewer'},                                            # 6 commands and widgets on top
 ]
 LAYER = {m: k for k, ms in enumerate(LAYERS) for m in ms}
 

@@ -91,6 +91,7 @@ def test_salt_train_seed_without_weights(tmp_path, data):
     assert "timm.create_model('seresnext50_32x4d', pretrained=True)" in r.stderr and 'Traceback' not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not list((tmp_path/'run').rglob('*.pth'))
 
+@pytest.mark.skipif(not os.environ.get('SALT_NB_SLOW'), reason='set SALT_NB_SLOW=1 to run bench/peers.py with a tiny budget (~90 s)')
 def test_peers_smoke(tmp_path, data):
     "bench/peers.py end to end with a tiny budget: fastai's unet_learner, smp's scSE U-Net and salt_nb, scored side by side."
     import json, subprocess, sys
